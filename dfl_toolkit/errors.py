@@ -1,0 +1,25 @@
+"""Errors the toolkit raises on bad input, each naming what was wrong and what is accepted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class DFLError(Exception):
+    """Base class of every error raised on purpose by dfl_toolkit."""
+
+
+class UnknownNameError(DFLError, ValueError):
+    """A name (dataset, photo, option, device, ...) that the toolkit does not know."""
+
+    def __init__(self, kind: str, name: object, accepted: Iterable[str]):
+        self.kind, self.name, self.accepted = kind, name, sorted(accepted)
+        super().__init__(f"unknown {kind} {name!r}; accepted: {', '.join(self.accepted)}")
+
+
+class DatasetUnavailableError(DFLError, RuntimeError):
+    """A dataset that needs a download could not be fetched (no network, timeout, bad file)."""
+
+
+class CheckpointError(DFLError, RuntimeError):
+    """A checkpoint that cannot be read or does not fit the model it is loaded into."""

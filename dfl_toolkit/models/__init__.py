@@ -1,0 +1,5 @@
+"""Teaching-sized models with readable layer names."""
+
+from .cnn import ConvNet
+
+__all__ = ["ConvNet"]

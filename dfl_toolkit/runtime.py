@@ -1,0 +1,103 @@
+"""The one place for device choice, seeding, quick mode and the data folder.
+
+Every notebook, the training loop and the NAS code ask this module, so a run on a
+laptop CPU, a local GPU or Colab behaves the same way and repeats given a seed.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+from .errors import UnknownNameError
+
+T = TypeVar("T")
+
+QUICK_ENV = "DFL_QUICK"
+DEVICE_ENV = "DFL_DEVICE"
+DATA_ENV = "DFL_DATA_DIR"
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def quick_mode() -> bool:
+    """True when ``DFL_QUICK`` is set (the test command sets it): shrink epochs, data, budgets.
+
+    Example:
+        >>> epochs = 2 if quick_mode() else 15
+    """
+    return os.environ.get(QUICK_ENV, "").strip().lower() in _TRUE
+
+
+def by_mode(full: T, quick: T) -> T:
+    """Return ``quick`` in quick mode and ``full`` otherwise.
+
+    Example:
+        >>> epochs = by_mode(full=15, quick=2)
+    """
+    return quick if quick_mode() else full
+
+
+def get_device(device: str | torch.device | None = None) -> torch.device:
+    """Pick the device to train on: the argument, else ``DFL_DEVICE``, else cuda > mps > cpu.
+
+    Example:
+        >>> get_device("cpu")
+        device(type='cpu')
+    """
+    choice = device if device is not None else os.environ.get(DEVICE_ENV, "auto")
+    if isinstance(choice, torch.device):
+        return choice
+    choice = str(choice).strip().lower()
+    if choice in ("", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    accepted = ["auto", "cpu", "cuda", "cuda:N", "mps"]
+    kind = choice.split(":")[0]
+    if kind not in ("cpu", "cuda", "mps"):
+        raise UnknownNameError("device", choice, accepted)
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {choice!r} asked for, but CUDA is not available here; use 'cpu' or 'auto'")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device {choice!r} asked for, but MPS is not available here; use 'cpu' or 'auto'")
+    try:
+        return torch.device(choice)
+    except RuntimeError as err:
+        raise UnknownNameError("device", choice, accepted) from err
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) so that CPU runs repeat bit for bit.
+
+    Example:
+        >>> seed_everything(0); a = torch.rand(1); seed_everything(0); bool(a == torch.rand(1))
+        True
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
+def data_dir() -> Path:
+    """Folder where datasets are cached: ``DFL_DATA_DIR``, else the repository's ``data/``,
+    else ``~/.cache/dfl_toolkit`` (e.g. when installed from a wheel on Colab)."""
+    env = os.environ.get(DATA_ENV)
+    if env:
+        path = Path(env).expanduser()
+    else:
+        repo_data = Path(__file__).resolve().parent.parent / "data"
+        in_repo = repo_data.is_dir() and os.access(repo_data, os.W_OK)
+        path = repo_data if in_repo else Path.home() / ".cache" / "dfl_toolkit"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
