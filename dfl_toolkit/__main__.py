@@ -1,9 +1,53 @@
-"""Command line: ``python -m dfl_toolkit doctor`` (also installed as ``dfl``)."""
+"""Command line: ``python -m dfl_toolkit ...`` (also installed as ``dfl``).
+
+    dfl doctor                      check versions, device and offline datasets
+    dfl benchmark build ...         train every unique NAS-Bench-201 cell (resumable)
+    dfl benchmark pack DIR DEST     write the shipped table from a build folder
+    dfl benchmark query TABLE ARCH  look one cell up
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor import environment_report, format_report
+
+    rows = environment_report(load_datasets=not args.no_data)
+    print(format_report(rows))
+    return 1 if any("FAILED" in f or "MISSING" in f for _, f in rows) else 0
+
+
+def _bench_build(args: argparse.Namespace) -> int:
+    from .nas.benchmark.build import build
+    from .nas.evaluators import TrainBudget
+
+    options = {k: v for k, v in (("train_size", args.train_size), ("image_size", args.image_size)) if v is not None}
+    budget = TrainBudget(args.dataset, options, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         skeleton={"channels": args.channels, "cells_per_stage": args.cells_per_stage})
+    n = sum(1 for _ in build(args.out, budget, args.seeds, workers=args.workers, limit=args.limit))
+    print(f"{n} evaluations added to {args.out}")
+    return 0
+
+
+def _bench_pack(args: argparse.Namespace) -> int:
+    from .nas.benchmark.table import Benchmark, pack
+
+    dest = pack(args.build_dir, args.dest, note=args.note)
+    meta = Benchmark.load(dest).meta
+    print(f"wrote {dest}: {meta['cells']} of {meta['unique_cells']} cells, seeds {meta['seeds']}, "
+          f"complete={meta['complete']}")
+    return 0
+
+
+def _bench_query(args: argparse.Namespace) -> int:
+    from .nas.benchmark.table import Benchmark
+
+    print(json.dumps(Benchmark.load(args.table).query(args.arch, seed=args.seed), indent=1))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -11,14 +55,37 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     doctor = sub.add_parser("doctor", help="check versions, device and offline datasets")
     doctor.add_argument("--no-data", action="store_true", help="skip loading the offline datasets")
-    args = parser.parse_args(argv)
-    if args.command == "doctor":
-        from .doctor import environment_report, format_report
+    doctor.set_defaults(run=_doctor)
 
-        rows = environment_report(load_datasets=not args.no_data)
-        print(format_report(rows))
-        return 1 if any("FAILED" in f or "MISSING" in f for _, f in rows) else 0
-    return 2
+    bench = sub.add_parser("benchmark", help="build, pack or query the toolkit's NAS benchmark")
+    bsub = bench.add_subparsers(dest="action", required=True)
+    b = bsub.add_parser("build", help="train every unique NAS-Bench-201 cell; resumes where it stopped")
+    b.add_argument("--out", required=True, help="build folder (config.json + results.jsonl)")
+    b.add_argument("--dataset", default="mnist5k")
+    b.add_argument("--train-size", type=int, default=None)
+    b.add_argument("--image-size", type=int, default=None)
+    b.add_argument("--epochs", type=int, default=3)
+    b.add_argument("--batch-size", type=int, default=64)
+    b.add_argument("--lr", type=float, default=0.1)
+    b.add_argument("--channels", type=int, default=8)
+    b.add_argument("--cells-per-stage", type=int, default=1)
+    b.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    b.add_argument("--workers", type=int, default=1, help="processes, one CPU thread each")
+    b.add_argument("--limit", type=int, default=None, help="only the first N cells of the fixed order")
+    b.set_defaults(run=_bench_build)
+    p = bsub.add_parser("pack", help="write the shipped table (.json.gz) from a build folder")
+    p.add_argument("build_dir")
+    p.add_argument("dest")
+    p.add_argument("--note", default="")
+    p.set_defaults(run=_bench_pack)
+    q = bsub.add_parser("query", help="metrics of one cell, e.g. '|nor_conv_3x3~0|+|...|+|...|'")
+    q.add_argument("table")
+    q.add_argument("arch")
+    q.add_argument("--seed", type=int, default=None)
+    q.set_defaults(run=_bench_query)
+
+    args = parser.parse_args(argv)
+    return args.run(args)
 
 
 if __name__ == "__main__":

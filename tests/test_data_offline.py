@@ -152,3 +152,17 @@ def test_damaged_cache_is_rebuilt(tmp_data_dir):
     assert len(data.test) == 1000
     with np.load(tmp_data_dir / "mnist1d.npz", allow_pickle=False) as f:
         assert f["x"].shape == (4000, 40)
+
+
+def test_image_size_resizes_images_for_other_models():
+    small = dfl.get_dataset("mnist5k", image_size=14)
+    assert small.input_shape == (1, 14, 14) and small.train[0][0].shape == (1, 14, 14)
+    big = dfl.get_dataset("digits", image_size=28, normalize=False)
+    x, _ = stack(big.test)
+    assert x.shape[1:] == (1, 28, 28) and 0.0 <= x.min() and x.max() <= 1.0
+    # shrinking by 2 averages 2x2 blocks
+    raw = dfl.get_dataset("mnist5k", normalize=False)
+    half = dfl.get_dataset("mnist5k", normalize=False, image_size=14)
+    assert torch.allclose(half.test[0][0], torch.nn.functional.avg_pool2d(raw.test[0][0][None], 2)[0], atol=1e-6)
+    with pytest.raises(ValueError, match="image_size must be an int in 4..512"):
+        dfl.get_dataset("digits", image_size=2)

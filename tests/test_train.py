@@ -165,3 +165,8 @@ def test_checkpoints_never_unpickle_arbitrary_objects(tmp_path):
     torch.save({"obj": Payload()}, evil)
     with pytest.raises(dfl.CheckpointError, match="cannot be read"):
         dfl.load_checkpoint(evil)
+
+
+def test_cosine_schedule_steps_every_batch(digits):
+    _, h = train_digits(digits, epochs=2, lr=0.1, scheduler="cosine")
+    assert h["lr"][0] == pytest.approx(0.1) and h["lr"][1] == pytest.approx(0.05, rel=1e-6)

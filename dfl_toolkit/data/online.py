@@ -99,7 +99,7 @@ def ensure_files(name: str, root: Path, present: Callable[[], bool], url: str, d
 
 
 def _torchvision_mnist(cls_name: str, name: str, classes: list[str] | None, *, normalize: bool,
-                       augment: bool, train_size: int | None) -> DatasetSplits:
+                       augment: bool, train_size: int | None, image_size: int | None) -> DatasetSplits:
     import torchvision.datasets as tvd
 
     cls = getattr(tvd, cls_name)
@@ -121,20 +121,21 @@ def _torchvision_mnist(cls_name: str, name: str, classes: list[str] | None, *, n
     classes = classes or [str(i) for i in range(10)]
     return image_splits(name, x, y, (tr, va, np.arange(n, len(y))), classes=classes,
                         source=f"torchvision {cls_name}, downloaded to {root}", normalize=normalize,
-                        augment=augment, train_size=train_size)
+                        augment=augment, train_size=train_size, image_size=image_size)
 
 
-def load_mnist(*, normalize: bool = True, augment: bool = False, train_size: int | None = None) -> DatasetSplits:
+def load_mnist(*, normalize: bool = True, augment: bool = False, train_size: int | None = None,
+                image_size: int | None = None) -> DatasetSplits:
     """Full MNIST via torchvision (download, ~12 MB). Splits: 54,000 / 6,000 (stratified) / official 10,000."""
     return _torchvision_mnist("MNIST", "mnist", None, normalize=normalize, augment=augment,
-                              train_size=train_size)
+                              train_size=train_size, image_size=image_size)
 
 
 def load_fashion_mnist(*, normalize: bool = True, augment: bool = False,
-                       train_size: int | None = None) -> DatasetSplits:
+                       train_size: int | None = None, image_size: int | None = None) -> DatasetSplits:
     """Fashion-MNIST via torchvision (download, ~30 MB). Splits: 54,000 / 6,000 / official 10,000."""
     return _torchvision_mnist("FashionMNIST", "fashion_mnist", FASHION_CLASSES, normalize=normalize,
-                              augment=augment, train_size=train_size)
+                              augment=augment, train_size=train_size, image_size=image_size)
 
 
 def read_cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -154,7 +155,8 @@ def read_cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return raw[:, 1:].reshape(-1, 3, 32, 32), labels
 
 
-def load_cifar10(*, normalize: bool = True, augment: bool = False, train_size: int | None = None) -> DatasetSplits:
+def load_cifar10(*, normalize: bool = True, augment: bool = False, train_size: int | None = None,
+                image_size: int | None = None) -> DatasetSplits:
     """CIFAR-10 (binary version, download ~162 MB, MD5 checked). Splits: 45,000 / 5,000 / official 10,000."""
     from torchvision.datasets.utils import download_and_extract_archive
 
@@ -176,4 +178,4 @@ def load_cifar10(*, normalize: bool = True, augment: bool = False, train_size: i
     tr, va = stratified_split(y[:n_train].numpy(), 0.1)
     return image_splits("cifar10", x, y, (tr, va, np.arange(n_train, len(y))), classes=CIFAR10_CLASSES,
                         source=f"CIFAR-10 (Krizhevsky 2009), binary version, downloaded to {root}",
-                        normalize=normalize, augment=augment, train_size=train_size)
+                        normalize=normalize, augment=augment, train_size=train_size, image_size=image_size)

@@ -133,6 +133,19 @@ def subsample(labels: np.ndarray, size: int | None, seed: int = SPLIT_SEED) -> n
     return keep
 
 
+def resize_images(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Images (N, C, H, W) resized to (N, C, size, size) in [0, 1]: area averaging to shrink,
+    bilinear to enlarge (e.g. 8x8 digits to 28x28 for a network trained on MNIST)."""
+    if not isinstance(size, int) or isinstance(size, bool) or not 4 <= size <= 512:
+        raise ValueError(f"image_size must be an int in 4..512, got {size!r}")
+    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    if size < x.shape[-1]:
+        out = torch.nn.functional.interpolate(x, size=(size, size), mode="area")
+    else:
+        out = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return out.clamp(0.0, 1.0)
+
+
 def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std of images (N, C, ...) scaled to [0, 1]."""
     x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
@@ -142,9 +155,11 @@ def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]
 
 def image_splits(name: str, x: torch.Tensor, y: torch.Tensor, parts: tuple[np.ndarray, np.ndarray, np.ndarray], *,
                  classes: list[str], source: str, normalize: bool, augment: bool, train_size: int | None,
-                 info: dict[str, Any] | None = None) -> DatasetSplits:
+                 image_size: int | None = None, info: dict[str, Any] | None = None) -> DatasetSplits:
     """Build a classification :class:`DatasetSplits` from (N, C, ...) samples and index arrays."""
     train_idx, val_idx, test_idx = parts
+    if image_size is not None:
+        x = resize_images(x, image_size)
     train_idx = train_idx[subsample(y[train_idx].numpy(), train_size)]
     mean, std = channel_stats(x[train_idx])
     stats = (mean, std) if normalize else (None, None)

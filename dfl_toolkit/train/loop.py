@@ -40,8 +40,10 @@ def _default_loss(y: torch.Tensor) -> nn.Module:
 
 
 def run_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module | None, device: torch.device,
-              optimizer: torch.optim.Optimizer | None = None, grad_clip: float | None = None) -> dict[str, float]:
-    """One pass over ``loader``: trains when an optimizer is given, else only measures.
+              optimizer: torch.optim.Optimizer | None = None, grad_clip: float | None = None,
+              scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> dict[str, float]:
+    """One pass over ``loader``: trains when an optimizer is given (stepping ``scheduler`` after every
+    batch), else only measures.
 
     Returns mean ``loss`` and, for integer targets, ``acc``; ``loss`` is nan if training diverged.
     """
@@ -62,6 +64,8 @@ def run_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module | None, d
                 if grad_clip is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
                 optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
             n = len(y)
             total_loss += loss.item() * n
             seen += n
@@ -135,7 +139,9 @@ def fit(model: nn.Module, train: Data, val: Data | None = None, *, epochs: int =
     dev = get_device(device)
     model.to(dev)
     opt = _make_optimizer(optimizer, model, lr, weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs) if scheduler == "cosine" else None
+    # cosine decay to zero, stepped after every batch so that even a 3-epoch run ends with small steps
+    steps = epochs * len(train_dl)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps) if scheduler == "cosine" else None
     history = History(monitor=monitor)
     best: dict[str, Any] = {"value": None, "state": None, "bad": 0}
     start = 0
@@ -170,13 +176,12 @@ def fit(model: nn.Module, train: Data, val: Data | None = None, *, epochs: int =
             train_dl.generator.manual_seed(seed * 100_003 + epoch)
         t0 = time.perf_counter()
         record: dict[str, float] = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
-        record.update({f"train_{k}": v for k, v in run_epoch(model, train_dl, loss_fn, dev, opt, grad_clip).items()})
+        trained = run_epoch(model, train_dl, loss_fn, dev, opt, grad_clip, sched)
+        record.update({f"train_{k}": v for k, v in trained.items()})
         if not math.isnan(record["train_loss"]) and val_dl is not None:
             record.update({f"val_{k}": v for k, v in run_epoch(model, val_dl, loss_fn, dev).items()})
         record["time"] = time.perf_counter() - t0
         history.records.append(record)
-        if sched is not None:
-            sched.step()
         if any(math.isnan(v) for v in record.values()):
             history.diverged = finished = True
         elif monitor in record:

@@ -1,0 +1,11 @@
+"""Neural architecture search: search spaces, one search loop, strategies, evaluators, a benchmark."""
+
+from .benchmark.table import Benchmark
+from .evaluators import TabularEvaluator, TrainBudget, TrainEvaluator, count_flops, count_params, measure_latency
+from .search import ProcessExecutor, SearchResult, SequentialExecutor, Strategy, Trial, search
+from .spaces import CategoricalSpace, CellSpace, SearchSpace
+from .strategies import RandomSearch, RegularizedEvolution, Reinforce
+
+__all__ = ["Benchmark", "CategoricalSpace", "CellSpace", "ProcessExecutor", "RandomSearch", "RegularizedEvolution",
+           "Reinforce", "SearchResult", "SearchSpace", "SequentialExecutor", "Strategy", "TabularEvaluator",
+           "TrainBudget", "TrainEvaluator", "Trial", "count_flops", "count_params", "measure_latency", "search"]

@@ -1,0 +1,123 @@
+"""Build the toolkit's own NAS benchmark: train every unique cell of the NAS-Bench-201 space.
+
+Results are appended, one JSON line per (cell, seed), to a results file as they finish, so a build
+that is stopped at any point resumes where it stopped and never loses a finished evaluation.
+Cells are visited in a fixed shuffled order, so a partial build is a uniform sample of the space.
+
+    python -m dfl_toolkit benchmark build --out data/nb201_digits --seeds 0 1 --workers 2
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..evaluators.train import TrainBudget, TrainEvaluator
+from ..spaces.cell import CellArch, CellSpace
+
+RESULTS = "results.jsonl"
+CONFIG = "config.json"
+ORDER_SEED = 2026
+
+
+def unique_cells(space: CellSpace | None = None) -> list[CellArch]:
+    """One representative (the first in enumeration order) of each of the 6,466 isomorphism classes,
+    in a fixed shuffled order."""
+    space = space or CellSpace()
+    first: dict[str, CellArch] = {}
+    for arch in space.enumerate():
+        first.setdefault(space.canonical(arch), arch)
+    cells = list(first.values())
+    random.Random(ORDER_SEED).shuffle(cells)
+    return cells
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    """Every complete line of a results file (a line cut by a kill is ignored)."""
+    if not path.exists():
+        return []
+    rows = []
+    with open(path) as f:
+        for line in f:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
+_EVALUATOR: TrainEvaluator | None = None
+
+
+def _init_worker(budget: dict[str, Any], threads: int) -> None:
+    import torch
+
+    global _EVALUATOR
+    torch.set_num_threads(threads)
+    _EVALUATOR = TrainEvaluator(CellSpace(), TrainBudget(**budget))
+
+
+def _evaluate(job: tuple[str, int]) -> dict[str, Any]:
+    arch_str, seed = job
+    space = _EVALUATOR.space
+    result = _EVALUATOR(space.from_str(arch_str), seed)
+    return {"arch": arch_str, "seed": seed, **result}
+
+
+def pending_jobs(out: Path, seeds: list[int], limit: int | None = None) -> list[tuple[str, int]]:
+    """(cell string, seed) pairs not yet in the results file: all cells for the first seed, then the next."""
+    space = CellSpace()
+    cells = [space.to_str(a) for a in unique_cells(space)][:limit]
+    done = {(r["arch"], r["seed"]) for r in read_results(out / RESULTS)}
+    return [(c, s) for s in seeds for c in cells if (c, s) not in done]
+
+
+def build(out: str | os.PathLike, budget: TrainBudget, seeds: list[int], workers: int = 1, threads: int = 1,
+          limit: int | None = None, progress: bool = True) -> Iterator[dict[str, Any]]:
+    """Train the pending (cell, seed) pairs and append each result to ``out/results.jsonl``.
+
+    Yields each result as it lands. ``limit`` restricts the build to the first ``limit`` cells of the
+    fixed order (for tests and pilots). A budget different from the one ``out`` was started with is
+    refused, so one table never mixes budgets.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = {"space": CellSpace.name, "budget": budget.to_dict()}
+    config_path = out / CONFIG
+    if config_path.exists():
+        old = json.loads(config_path.read_text())
+        if old != config:
+            raise ValueError(f"{out} was built with {old}, not {config}; use another folder for another budget")
+    else:
+        config_path.write_text(json.dumps(config, indent=1))
+    jobs = pending_jobs(out, seeds, limit)
+    if not jobs:
+        return
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(jobs), desc="benchmark", disable=not progress)
+    with open(out / RESULTS, "a") as f:
+        if workers <= 1:
+            _init_worker(budget.to_dict(), threads)
+            results = map(_evaluate, jobs)
+            yield from _write_all(results, f, bar)
+        else:
+            ctx = mp.get_context("spawn")
+            with ctx.Pool(workers, _init_worker, (budget.to_dict(), threads)) as pool:
+                yield from _write_all(pool.imap_unordered(_evaluate, jobs), f, bar)
+    bar.close()
+
+
+def _write_all(results, f, bar) -> Iterator[dict[str, Any]]:
+    for r in results:
+        r["finished_at"] = time.time()
+        f.write(json.dumps(r) + "\n")
+        f.flush()
+        bar.update(1)
+        yield r

@@ -1,0 +1,7 @@
+"""Evaluators: turn an architecture into measured results."""
+
+from .cost import count_flops, count_params, measure_latency
+from .tabular import TabularEvaluator
+from .train import TrainBudget, TrainEvaluator
+
+__all__ = ["TabularEvaluator", "TrainBudget", "TrainEvaluator", "count_flops", "count_params", "measure_latency"]

@@ -1,0 +1,71 @@
+"""Evaluate an architecture the honest way: build it, train it from scratch with ``fit``, measure it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from ...data import DatasetSplits, get_dataset
+from ...runtime import seed_everything
+from ...train import evaluate, fit
+from ..spaces.base import Arch, SearchSpace
+from .cost import count_flops, count_params, measure_latency
+
+
+@dataclass(frozen=True)
+class TrainBudget:
+    """How an architecture is trained: the same for every architecture of a search, so results compare."""
+
+    dataset: str = "digits"
+    data_options: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 4
+    batch_size: int = 64
+    lr: float = 0.1
+    optimizer: str = "sgd"
+    weight_decay: float = 5e-4
+    skeleton: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class TrainEvaluator:
+    """Trains ``space.build(arch, **skeleton)`` on ``budget.dataset`` for ``budget.epochs`` and returns
+    val/test accuracy, parameters, FLOPs, CPU latency and wall time. A run whose loss diverges is
+    reported with ``failed=True`` instead of raising.
+
+    Example:
+        >>> ev = TrainEvaluator(CellSpace(), TrainBudget("digits", epochs=4, skeleton={"channels": 8}))
+        >>> ev(("nor_conv_3x3",) * 6, seed=0)["val_acc"]
+    """
+
+    def __init__(self, space: SearchSpace, budget: TrainBudget | None = None, data: DatasetSplits | None = None):
+        self.space, self.budget = space, budget or TrainBudget()
+        self.data = data or get_dataset(self.budget.dataset, **self.budget.data_options)
+        if self.data.task != "classification":
+            raise ValueError(f"architecture search evaluates classifiers; {self.data.name!r} is {self.data.task}")
+
+    def build(self, arch: Arch) -> torch.nn.Module:
+        skeleton = {"in_channels": self.data.input_shape[0], "num_classes": self.data.num_classes,
+                    **self.budget.skeleton}
+        return self.space.build(arch, **skeleton)
+
+    def __call__(self, arch: Arch, seed: int = 0) -> dict[str, Any]:
+        b = self.budget
+        seed_everything(seed)
+        model = self.build(arch)
+        train_dl, val_dl, test_dl = self.data.loaders(b.batch_size, seed=seed)
+        t0 = time.perf_counter()
+        history = fit(model, train_dl, val_dl, epochs=b.epochs, lr=b.lr, optimizer=b.optimizer,
+                      weight_decay=b.weight_decay, scheduler="cosine", seed=seed, device="cpu", progress=False)
+        train_time = time.perf_counter() - t0
+        result = {"failed": history.diverged, "train_time": train_time, "epochs": len(history),
+                  "params": count_params(model), "flops": count_flops(model, self.data.input_shape),
+                  "latency": measure_latency(model, self.data.input_shape)}
+        if history.diverged:
+            return {**result, "val_acc": 0.0, "test_acc": 0.0, "train_acc": 0.0}
+        return {**result, "train_acc": history.last["train_acc"], "val_acc": history.last["val_acc"],
+                "test_acc": evaluate(model, test_dl, device="cpu")["acc"]}

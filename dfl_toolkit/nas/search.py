@@ -1,0 +1,269 @@
+"""One search loop that every strategy plugs into (ask-and-tell).
+
+A strategy proposes architectures with ``ask()`` and learns from results with ``tell()``. The loop
+asks for a batch, evaluates it (sequentially or in a process pool), tells the results in ask order,
+records every trial, and writes a JSON checkpoint after every finished evaluation.
+
+Resume works by *replay*: the checkpoint holds every finished trial; on resume the strategy is
+rebuilt from the same seed and asked again, and each trial already in the checkpoint is told its
+recorded result instead of being re-evaluated. A strategy that draws all its randomness from the
+``rng`` it is given therefore ends exactly as an uninterrupted run would, and no finished
+evaluation is ever redone or lost.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import CheckpointError
+from .spaces.base import Arch, SearchSpace
+
+FORMAT = "dfl_toolkit.search/1"
+Evaluator = Callable[[Arch, int], dict[str, Any]]
+
+
+class Strategy(Protocol):
+    """What the search loop needs from a strategy.
+
+    ``setup`` is called once with the space, the objective's name and a seeded ``random.Random``;
+    all randomness must come from it (or from torch generators seeded from it).
+    """
+
+    name: str
+
+    def setup(self, space: SearchSpace, objective: str, rng: random.Random) -> None: ...
+    def ask(self) -> Arch: ...
+    def tell(self, arch: Arch, result: dict[str, Any]) -> None: ...
+    def config(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class Trial:
+    """One evaluated architecture."""
+
+    number: int
+    arch: str
+    result: dict[str, Any]
+    cost: float  # seconds the evaluation took (or its simulated cost, for tabular evaluators)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.result.get("failed"))
+
+
+@dataclass
+class SearchResult:
+    """Every trial of a search in order, and what they add up to."""
+
+    space: SearchSpace
+    objective: str
+    trials: list[Trial] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def score(self, trial: Trial, metric: str | None = None) -> float:
+        value = trial.result.get(metric or self.objective)
+        return -math.inf if trial.failed or value is None else float(value)
+
+    @property
+    def best(self) -> Trial:
+        """The trial with the highest objective (the earliest among ties)."""
+        if not self.trials:
+            raise ValueError("the search has no trials yet")
+        return max(self.trials, key=lambda t: (self.score(t), -t.number))
+
+    @property
+    def best_arch(self) -> Arch:
+        return self.space.from_str(self.best.arch)
+
+    def incumbent(self, metric: str | None = None) -> list[float]:
+        """Best objective so far after each trial (the curve search progress plots show).
+
+        With ``metric`` (e.g. ``"test_acc"``), the value of that metric for the incumbent chosen
+        by the objective: the honest "what would I report" curve.
+        """
+        out, best = [], None
+        for t in self.trials:
+            if best is None or self.score(t) > self.score(best):
+                best = t
+            out.append(self.score(best, metric))
+        return out
+
+    def cumulative_cost(self) -> list[float]:
+        total, out = 0.0, []
+        for t in self.trials:
+            total += t.cost
+            out.append(total)
+        return out
+
+
+class SequentialExecutor:
+    """Evaluates one architecture at a time in this process.
+
+    Executors yield ``(job index, (result, cost))`` as each evaluation finishes, in any order.
+    """
+
+    workers = 1
+
+    def map(self, evaluator: Evaluator, jobs: Sequence[tuple[Arch, int]]):
+        for i, (arch, seed) in enumerate(jobs):
+            yield i, _timed(evaluator, arch, seed)
+
+    def close(self) -> None:
+        pass
+
+
+_WORKER_EVALUATOR: Evaluator | None = None
+
+
+def _init_worker(evaluator: Evaluator, threads: int) -> None:
+    import torch
+
+    global _WORKER_EVALUATOR
+    torch.set_num_threads(threads)
+    _WORKER_EVALUATOR = evaluator
+
+
+def _worker_call(arch: Arch, seed: int) -> tuple[dict[str, Any], float]:
+    return _timed(_WORKER_EVALUATOR, arch, seed)
+
+
+class ProcessExecutor:
+    """Evaluates a batch in parallel worker processes on this machine (one torch thread each).
+
+    The evaluator is sent to each worker once; results come back in ask order.
+    """
+
+    def __init__(self, workers: int = 2, threads: int = 1):
+        self.workers, self.threads = workers, threads
+        self._pool: ProcessPoolExecutor | None = None
+        self._evaluator: Evaluator | None = None
+
+    def map(self, evaluator: Evaluator, jobs: Sequence[tuple[Arch, int]]):
+        import multiprocessing as mp
+
+        if self._pool is None or self._evaluator is not evaluator:
+            self.close()
+            self._pool = ProcessPoolExecutor(self.workers, mp.get_context("spawn"), _init_worker,
+                                             (evaluator, self.threads))
+            self._evaluator = evaluator
+        futures = {self._pool.submit(_worker_call, arch, seed): i for i, (arch, seed) in enumerate(jobs)}
+        for f in as_completed(futures):
+            yield futures[f], f.result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+def _timed(evaluator: Evaluator, arch: Arch, seed: int) -> tuple[dict[str, Any], float]:
+    t0 = time.perf_counter()
+    try:
+        result = dict(evaluator(arch, seed))
+    except Exception as err:  # noqa: BLE001 - a broken architecture is a failed trial, not a crash
+        result = {"failed": True, "error": f"{type(err).__name__}: {err}"}
+    elapsed = time.perf_counter() - t0
+    return result, float(result.pop("cost", elapsed))
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(payload, f)
+    os.replace(tmp, path)
+
+
+def _read_checkpoint(path: Path, config: dict[str, Any]) -> dict[int, Trial]:
+    try:
+        data = json.loads(path.read_text())
+        if data.get("format") != FORMAT:
+            raise ValueError(f"format is {data.get('format')!r}, not {FORMAT!r}")
+        trials = {t["number"]: Trial(**t) for t in data["trials"]}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"search checkpoint {path} cannot be read ({err}); delete it or pass "
+                              f"resume=False to start over") from err
+    if data["config"] != config:
+        raise CheckpointError(f"search checkpoint {path} belongs to another search ({data['config']}); "
+                              f"use another path or resume=False")
+    return trials
+
+
+def search(space: SearchSpace, strategy: Strategy, evaluator: Evaluator, budget: int, *, seed: int = 0,
+           objective: str = "val_acc", batch_size: int = 1,
+           executor: SequentialExecutor | ProcessExecutor | None = None,
+           checkpoint: str | os.PathLike | None = None, resume: bool = True, progress: bool = True,
+           callbacks: Sequence[Callable[[SearchResult], None]] = ()) -> SearchResult:
+    """Run ``strategy`` on ``space`` for ``budget`` evaluations and return every trial.
+
+    - ``evaluator(arch, seed) -> dict`` returns metrics including ``objective`` (maximised);
+      ``failed=True`` (or an exception) marks a failed trial, ranked last.
+    - ``batch_size`` architectures are asked before their results are told (for parallel executors).
+    - ``checkpoint``: a JSON file updated after each evaluation; re-running resumes from it.
+    - ``callbacks`` are called with the result so far after each batch (e.g. a live plot).
+
+    Example:
+        >>> space = CellSpace()
+        >>> result = search(space, RegularizedEvolution(), TabularEvaluator(bench), budget=100, seed=0)
+        >>> space.to_str(result.best_arch), result.best.result["test_acc"]
+    """
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
+        raise ValueError(f"budget is the number of evaluations: a positive int, got {budget!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    for method in ("setup", "ask", "tell", "config"):
+        if not callable(getattr(strategy, method, None)):
+            raise TypeError(f"strategy {type(strategy).__name__} has no {method}(); a strategy implements "
+                            f"setup, ask, tell and config")
+    config = {"space": space.name, "strategy": strategy.name, "strategy_config": strategy.config(),
+              "objective": objective, "seed": seed, "batch_size": batch_size}
+    path = None if checkpoint is None else Path(checkpoint)
+    recorded = _read_checkpoint(path, config) if path is not None and resume and path.exists() else {}
+    strategy.setup(space, objective, random.Random(seed))
+    result = SearchResult(space, objective, config=config)
+    executor = executor or SequentialExecutor()
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=budget, desc=f"{strategy.name} search", disable=not progress,
+               initial=min(len(recorded), budget))
+    try:
+        while len(result.trials) < budget:
+            start = len(result.trials)
+            archs = [space.validate(strategy.ask()) for _ in range(min(batch_size, budget - start))]
+            todo = []
+            for k, arch in enumerate(archs):
+                old = recorded.get(start + k)
+                if old is not None and old.arch != space.to_str(arch):
+                    raise CheckpointError(f"checkpoint {path} does not replay: trial {start + k} was {old.arch}, "
+                                          f"the strategy now asks {space.to_str(arch)}; use resume=False")
+                if old is None:
+                    todo.append((start + k, arch))
+            jobs = [(arch, seed * 1_000_003 + n) for n, arch in todo]
+            for i, (res, cost) in executor.map(evaluator, jobs):
+                n, arch = todo[i]
+                recorded[n] = Trial(n, space.to_str(arch), res, cost)
+                if path is not None:  # saved as soon as it finishes, even before it is told
+                    _write_json(path, {"format": FORMAT, "config": config,
+                                       "trials": [recorded[k].__dict__ for k in sorted(recorded)]})
+                bar.update(1)
+            for k, arch in enumerate(archs):
+                trial = recorded[start + k]
+                result.trials.append(trial)
+                strategy.tell(arch, trial.result)
+            if result.trials and hasattr(bar, "set_postfix"):
+                bar.set_postfix({f"best {objective}": f"{result.score(result.best):.4f}"})
+            for cb in callbacks:
+                cb(result)
+    finally:
+        bar.close()
+    return result

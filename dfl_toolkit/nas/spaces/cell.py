@@ -1,0 +1,181 @@
+"""The NAS-Bench-201 cell search space (Dong & Yang, ICLR 2020).
+
+A cell is a small DAG: nodes 0 (input), 1, 2, 3 (output). Every node sums one operation applied to
+each earlier node, so there are 6 edges, each choosing one of 5 operations: 5**6 = 15,625 cells,
+6,466 of them unique once isomorphic duplicates are removed.
+
+An architecture is a tuple of 6 operation names in edge order
+(1<-0), (2<-0), (2<-1), (3<-0), (3<-1), (3<-2); its string form is NAS-Bench-201's:
+``|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|+|skip_connect~0|none~1|avg_pool_3x3~2|``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ...errors import UnknownNameError
+from .base import CategoricalSpace
+
+OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to, from), in the order of the string form
+CellArch = tuple[str, str, str, str, str, str]
+
+
+class ReLUConvBN(nn.Sequential):
+    """NAS-Bench-201's convolution: ReLU -> Conv -> BatchNorm."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1):
+        super().__init__(nn.ReLU(), nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, bias=False),
+                         nn.BatchNorm2d(c_out))
+
+
+class Zero(nn.Module):
+    """The ``none`` operation: the edge is absent, its output is zero."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mul(0.0)
+
+
+def make_op(name: str, channels: int) -> nn.Module:
+    """One operation of the cell space, mapping ``channels`` to ``channels`` at stride 1."""
+    if name == "none":
+        return Zero()
+    if name == "skip_connect":
+        return nn.Identity()
+    if name == "nor_conv_1x1":
+        return ReLUConvBN(channels, channels, 1)
+    if name == "nor_conv_3x3":
+        return ReLUConvBN(channels, channels, 3)
+    if name == "avg_pool_3x3":
+        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    raise UnknownNameError("operation", name, OPS)
+
+
+class Cell(nn.Module):
+    """One cell: node j = sum over i < j of op_(j<-i)(node i); the output is node 3.
+
+    ``none`` edges are simply left out (adding zeros changes nothing and costs time); a node with
+    no live input is zero, and so is the output of a cell with no path from input to output.
+    """
+
+    def __init__(self, arch: Sequence[str], channels: int):
+        super().__init__()
+        self.edges = nn.ModuleDict({f"{j}<-{i}": make_op(op, channels)
+                                    for (j, i), op in zip(EDGES, arch, strict=True) if op != "none"})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes: list[torch.Tensor | None] = [x]
+        for j in (1, 2, 3):
+            terms = [self.edges[f"{j}<-{i}"](nodes[i]) for i in range(j)
+                     if nodes[i] is not None and f"{j}<-{i}" in self.edges]
+            nodes.append(sum(terms[1:], terms[0]) if terms else None)
+        return nodes[3] if nodes[3] is not None else torch.zeros_like(x)
+
+
+class ResidualReduction(nn.Module):
+    """The stride-2 block between stages: a ResNet basic block with an avg-pool + 1x1 conv shortcut."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.a = ReLUConvBN(c_in, c_out, 3, stride=2)
+        self.b = ReLUConvBN(c_out, c_out, 3)
+        self.shortcut = nn.Sequential(nn.AvgPool2d(2, 2, ceil_mode=True), nn.Conv2d(c_in, c_out, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(self.a(x)) + self.shortcut(x)
+
+
+class CellNetwork(nn.Module):
+    """The NAS-Bench-201 skeleton: stem -> stages of cells (channels C, 2C, 4C, ...) with a residual
+    reduction block between stages -> BN-ReLU -> global average pool -> linear."""
+
+    def __init__(self, arch: Sequence[str], in_channels: int = 3, num_classes: int = 10, channels: int = 16,
+                 cells_per_stage: int = 5, stages: int = 3):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+        layers: list[nn.Module] = []
+        c = channels
+        for s in range(stages):
+            if s > 0:
+                layers.append(ResidualReduction(c, c * 2))
+                c *= 2
+            layers += [Cell(arch, c) for _ in range(cells_per_stage)]
+        self.cells = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                  nn.Linear(c, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.cells(self.stem(x)))
+
+
+class CellSpace(CategoricalSpace):
+    """The NAS-Bench-201 cell space: 15,625 cells, 6,466 unique.
+
+    Example:
+        >>> space = CellSpace()
+        >>> arch = space.sample(random.Random(0))
+        >>> space.from_str(space.to_str(arch)) == arch
+        True
+        >>> len({space.canonical(a) for a in space.enumerate()})
+        6466
+    """
+
+    name = "nb201_cell"
+    ops = OPS
+    edges = EDGES
+    choices = [(f"edge {j}<-{i}", OPS) for j, i in EDGES]
+
+    def to_str(self, arch: CellArch) -> str:
+        arch = self.validate(arch)
+        nodes = []
+        for j in (1, 2, 3):
+            nodes.append("|" + "|".join(f"{op}~{i}" for (to, i), op in zip(EDGES, arch, strict=True) if to == j) + "|")
+        return "+".join(nodes)
+
+    def from_str(self, text: str) -> CellArch:
+        expected = "a string like |nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|avg_pool_3x3~2|"
+        parts = text.strip().split("+") if isinstance(text, str) else []
+        if len(parts) != 3:
+            raise ValueError(f"cannot parse {text!r}: expected {expected}")
+        arch = []
+        for j, part in enumerate(parts, start=1):
+            items = [p for p in part.split("|") if p]
+            if len(items) != j:
+                raise ValueError(f"cannot parse {text!r}: node {j} needs {j} inputs; expected {expected}")
+            for i, item in enumerate(items):
+                op, _, src = item.partition("~")
+                if src != str(i):
+                    raise ValueError(f"cannot parse {text!r}: {item!r} should read from node {i}")
+                arch.append(op)
+        return self.validate(tuple(arch))
+
+    def canonical(self, arch: CellArch) -> str:
+        """The function the cell computes, as a string: ``none`` is zero, ``skip_connect`` is identity and
+        sums are unordered. Two cells with equal keys are isomorphic (NAS-Bench-201's de-duplication)."""
+        arch = self.validate(arch)
+        nodes = {0: "0"}
+        for j in (1, 2, 3):
+            terms = []
+            for (to, i), op in zip(EDGES, arch, strict=True):
+                if to != j:
+                    continue
+                if op == "none" or nodes[i] == "#":
+                    terms.append("#")
+                elif op == "skip_connect":
+                    terms.append(nodes[i])
+                else:
+                    terms.append(f"({nodes[i]})@{op}")
+            nodes[j] = "+".join(sorted(terms))
+        return nodes[3]
+
+    def is_dead(self, arch: CellArch) -> bool:
+        """True when no path carries the input to the output (the cell outputs zeros)."""
+        return set(self.canonical(arch).split("+")) == {"#"}
+
+    def build(self, arch: CellArch, *, in_channels: int = 3, num_classes: int = 10, channels: int = 16,
+              cells_per_stage: int = 5, stages: int = 3) -> CellNetwork:
+        """The cell inside the NAS-Bench-201 skeleton (defaults: the published one, for CIFAR-10)."""
+        return CellNetwork(self.validate(arch), in_channels, num_classes, channels, cells_per_stage, stages)

@@ -1,0 +1,100 @@
+"""The benchmark build (on a tiny slice), packing, the query API and the tabular evaluator."""
+
+import gzip
+import json
+
+import pytest
+
+from dfl_toolkit.errors import DFLError
+from dfl_toolkit.nas import Benchmark, CellSpace, RandomSearch, TabularEvaluator, TrainBudget, search
+from dfl_toolkit.nas.benchmark.build import RESULTS, build, read_results, unique_cells
+from dfl_toolkit.nas.benchmark.table import pack
+
+SPACE = CellSpace()
+TINY = TrainBudget("digits", {"train_size": 200}, epochs=1, batch_size=64, lr=0.05,
+                   skeleton={"channels": 4, "cells_per_stage": 1})
+
+
+def test_unique_cells_are_the_6466_classes_in_a_fixed_order():
+    cells = unique_cells()
+    assert len(cells) == 6466 and cells == unique_cells()
+    assert len({SPACE.canonical(a) for a in cells}) == 6466
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    first = list(build(out, TINY, seeds=[0, 1], limit=2, progress=False))
+    assert len(first) == 4
+    more = list(build(out, TINY, seeds=[0, 1], limit=3, progress=False))  # resumes: only the new cell
+    assert len(more) == 2 and {r["arch"] for r in more} == {SPACE.to_str(unique_cells()[2])}
+    assert list(build(out, TINY, seeds=[0, 1], limit=3, progress=False)) == []
+    return out
+
+
+def test_build_records_every_metric_and_survives_a_cut_line(built):
+    rows = read_results(built / RESULTS)
+    assert len(rows) == 6
+    for r in rows:
+        assert {"arch", "seed", "val_acc", "test_acc", "params", "flops", "latency", "train_time"} <= set(r)
+        assert 0.0 <= r["test_acc"] <= 1.0 and r["params"] > 0 and r["flops"] > 0
+    with open(built / RESULTS, "a") as f:
+        f.write('{"arch": "cut by a kill')  # a half-written line is ignored, not fatal
+    assert len(read_results(built / RESULTS)) == 6
+
+
+def test_build_refuses_to_mix_budgets(built):
+    other = TrainBudget("digits", {"train_size": 200}, epochs=2, skeleton={"channels": 4, "cells_per_stage": 1})
+    with pytest.raises(ValueError, match="use another folder"):
+        list(build(built, other, seeds=[0], limit=1, progress=False))
+
+
+def test_pack_load_query_and_evaluate(built, tmp_path):
+    dest = pack(built, tmp_path / "table.json.gz", note="test")
+    bench = Benchmark.load(dest)
+    assert len(bench) == 3 and bench.meta["seeds"] == [0, 1] and not bench.meta["complete"]
+    assert bench.meta["budget"]["epochs"] == 1 and bench.meta["torch"]
+    arch = unique_cells()[0]
+    row = bench.row(arch)
+    q0, q1, mean = bench.query(arch, seed=0), bench.query(arch, seed=1), bench.query(arch)
+    assert mean["test_acc"] == pytest.approx((q0["test_acc"] + q1["test_acc"]) / 2)
+    assert q0["test_acc"] == row["test_acc"]["0"]
+    assert bench.metric("test_acc").shape == (3,) and bench.seed_noise() >= 0
+    ev = TabularEvaluator(bench)
+    r = ev(arch, seed=1)
+    assert r["val_acc"] == q1["val_acc"] and r["cost"] == q1["train_time"] and r["mean_test_acc"] == mean["test_acc"]
+    with pytest.raises(KeyError, match="not in this table"):
+        bench.query(unique_cells()[100])
+    with pytest.raises(KeyError, match="seed 7 not in this table"):
+        bench.query(arch, seed=7)
+    with pytest.raises(KeyError, match="unknown metric"):
+        bench.metric("accuracy")
+
+
+def test_isomorphic_cells_query_the_same_row(built, tmp_path):
+    bench = Benchmark.load(pack(built, tmp_path / "t.json.gz"))
+    arch = unique_cells()[0]
+    twins = [a for a in SPACE.enumerate() if SPACE.canonical(a) == SPACE.canonical(arch)]
+    assert all(bench.row(t) is bench.row(arch) for t in twins)
+
+
+def test_damaged_or_missing_tables_get_clear_errors(built, tmp_path):
+    dest = pack(built, tmp_path / "t.json.gz")
+    with gzip.open(dest, "rt") as f:
+        data = json.load(f)
+    data["rows"][0]["test_acc"]["0"] = 1.0
+    with gzip.open(dest, "wt") as f:
+        json.dump(data, f)
+    with pytest.raises(DFLError, match="damaged"):
+        Benchmark.load(dest)
+    with pytest.raises(DFLError, match="no benchmark table"):
+        Benchmark.load(tmp_path / "missing.json.gz")
+    (tmp_path / "junk.json.gz").write_bytes(b"junk")
+    with pytest.raises(DFLError, match="not a benchmark table"):
+        Benchmark.load(tmp_path / "junk.json.gz")
+
+
+def test_search_on_a_partial_table_only_asks_for_built_cells(built, tmp_path):
+    bench = Benchmark.load(pack(built, tmp_path / "t.json.gz"))
+    result = search(SPACE, RandomSearch(), TabularEvaluator(bench), budget=5, progress=False)
+    assert all(t.failed for t in result.trials)  # cells outside a 3-cell table fail cleanly, no crash
