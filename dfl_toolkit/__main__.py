@@ -1,6 +1,7 @@
 """Command line: ``python -m dfl_toolkit ...`` (also installed as ``dfl``).
 
     dfl doctor                      check versions, device and offline datasets
+    dfl search ...                  run a search (strategy, evaluator, budget, seed, checkpoint)
     dfl benchmark build ...         train every unique NAS-Bench-201 cell (resumable)
     dfl benchmark pack DIR DEST     write the shipped table from a build folder
     dfl benchmark query TABLE ARCH  look one cell up
@@ -50,12 +51,66 @@ def _bench_query(args: argparse.Namespace) -> int:
     return 0
 
 
+STRATEGY_NAMES = ("random", "evolution", "reinforce", "predictor")
+
+
+def _search(args: argparse.Namespace) -> int:
+    from .nas import (
+        Benchmark,
+        CellSpace,
+        PredictorSearch,
+        RandomSearch,
+        RegularizedEvolution,
+        Reinforce,
+        TabularEvaluator,
+        TrainBudget,
+        TrainEvaluator,
+        search,
+    )
+
+    strategy = {"random": RandomSearch, "evolution": RegularizedEvolution, "reinforce": Reinforce,
+                "predictor": PredictorSearch}[args.strategy]()
+    space = CellSpace()
+    if args.table:
+        evaluator = TabularEvaluator(Benchmark.load(args.table))
+    else:
+        options = {k: v for k, v in (("train_size", args.train_size), ("image_size", args.image_size)) if v}
+        evaluator = TrainEvaluator(space, TrainBudget(args.dataset, options, epochs=args.epochs,
+                                                      skeleton={"channels": args.channels, "cells_per_stage": 1}))
+    result = search(space, strategy, evaluator, args.budget, seed=args.seed, checkpoint=args.checkpoint,
+                    objective=args.objective)
+    top = sorted(result.trials, key=result.score, reverse=True)[: args.top]
+    print(f"\n{'#':>4}  {args.objective:>9}  {'test_acc':>8}  {'cost s':>7}  architecture")
+    for t in top:
+        r = t.result
+        print(f"{t.number:>4}  {r.get(args.objective, float('nan')):>9.4f}  {r.get('test_acc', float('nan')):>8.4f}"
+              f"  {t.cost:>7.1f}  {t.arch}")
+    print(f"{len(result.trials)} evaluations, {sum(t.failed for t in result.trials)} failed, "
+          f"total cost {result.cumulative_cost()[-1]:.0f} s")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dfl", description="dfl_toolkit: deep feature learning and NAS.")
     sub = parser.add_subparsers(dest="command", required=True)
     doctor = sub.add_parser("doctor", help="check versions, device and offline datasets")
     doctor.add_argument("--no-data", action="store_true", help="skip loading the offline datasets")
     doctor.set_defaults(run=_doctor)
+
+    srch = sub.add_parser("search", help="search the NAS-Bench-201 cell space (table lookup or real training)")
+    srch.add_argument("--strategy", choices=STRATEGY_NAMES, default="evolution")
+    srch.add_argument("--budget", type=int, default=100, help="number of evaluations")
+    srch.add_argument("--seed", type=int, default=0)
+    srch.add_argument("--checkpoint", default=None, help="JSON file; rerun the same command to resume")
+    srch.add_argument("--objective", default="val_acc")
+    srch.add_argument("--table", default=None, help="benchmark table (.json.gz): look up instead of training")
+    srch.add_argument("--dataset", default="mnist5k", help="when training: dataset name")
+    srch.add_argument("--train-size", type=int, default=1000)
+    srch.add_argument("--image-size", type=int, default=14)
+    srch.add_argument("--epochs", type=int, default=3)
+    srch.add_argument("--channels", type=int, default=8)
+    srch.add_argument("--top", type=int, default=5, help="rows of the results table")
+    srch.set_defaults(run=_search)
 
     bench = sub.add_parser("benchmark", help="build, pack or query the toolkit's NAS benchmark")
     bsub = bench.add_subparsers(dest="action", required=True)

@@ -8,6 +8,8 @@ import pytest
 from dfl_toolkit.errors import CheckpointError
 from dfl_toolkit.nas import (
     CellSpace,
+    OptunaSampler,
+    PredictorSearch,
     ProcessExecutor,
     RandomSearch,
     RegularizedEvolution,
@@ -35,7 +37,8 @@ class MatchTarget:
         return {"val_acc": score, "test_acc": score, "cost": 1.0}
 
 
-STRATEGIES = {"random": RandomSearch, "evolution": RegularizedEvolution, "reinforce": Reinforce}
+STRATEGIES = {"random": RandomSearch, "evolution": RegularizedEvolution, "reinforce": Reinforce,
+              "predictor": lambda: PredictorSearch(epochs=30, ensemble=3), "optuna-tpe": OptunaSampler}
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
@@ -58,6 +61,22 @@ def test_evolution_and_reinforce_beat_random_search_on_a_learnable_objective():
     random_best = mean_best(RandomSearch)
     assert mean_best(RegularizedEvolution) > random_best + 0.1
     assert mean_best(Reinforce, budget=150) > random_best
+    assert mean_best(lambda: PredictorSearch(epochs=30, ensemble=3), budget=60, seeds=range(4)) > random_best
+    assert mean_best(OptunaSampler, budget=100, seeds=range(4)) > random_best
+
+
+def test_predictor_warm_start_from_a_related_task_finds_the_optimum_sooner():
+    import random
+
+    rng = random.Random(9)
+    prior = [(a, MatchTarget()(a, 0)["val_acc"]) for a in (SPACE.sample(rng) for _ in range(60))]
+
+    def first_hit(strategy):
+        result = search(SPACE, strategy, MatchTarget(), 60, seed=0, progress=False)
+        return next((t.number for t in result.trials if t.result["val_acc"] == 1.0), 60)
+
+    warm = first_hit(PredictorSearch(epochs=30, ensemble=3, prior=prior))
+    assert warm < first_hit(PredictorSearch(epochs=30, ensemble=3))
 
 
 def test_reinforce_policy_concentrates_on_the_target():

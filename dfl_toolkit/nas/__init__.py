@@ -3,9 +3,18 @@
 from .benchmark.table import Benchmark
 from .evaluators import TabularEvaluator, TrainBudget, TrainEvaluator, count_flops, count_params, measure_latency
 from .search import ProcessExecutor, SearchResult, SequentialExecutor, Strategy, Trial, search
-from .spaces import CategoricalSpace, CellSpace, SearchSpace
-from .strategies import RandomSearch, RegularizedEvolution, Reinforce
+from .spaces import CategoricalSpace, CellSpace, MacroSpace, SearchSpace, compound_scaling
+from .strategies import (
+    OptunaSampler,
+    PredictorSearch,
+    RandomSearch,
+    RegularizedEvolution,
+    Reinforce,
+)
 
-__all__ = ["Benchmark", "CategoricalSpace", "CellSpace", "ProcessExecutor", "RandomSearch", "RegularizedEvolution",
-           "Reinforce", "SearchResult", "SearchSpace", "SequentialExecutor", "Strategy", "TabularEvaluator",
-           "TrainBudget", "TrainEvaluator", "Trial", "count_flops", "count_params", "measure_latency", "search"]
+__all__ = [
+    "Benchmark", "CategoricalSpace", "CellSpace", "MacroSpace", "OptunaSampler", "PredictorSearch",
+    "ProcessExecutor", "RandomSearch", "RegularizedEvolution", "Reinforce", "SearchResult", "SearchSpace",
+    "SequentialExecutor", "Strategy", "TabularEvaluator", "TrainBudget", "TrainEvaluator", "Trial", "compound_scaling",
+    "count_flops", "count_params", "measure_latency", "search",
+]

@@ -1,0 +1,68 @@
+"""Several objectives at once: Pareto fronts and MnasNet's latency-aware reward.
+
+Accuracy is not the only thing a deployed network is judged by: parameters, FLOPs and latency
+matter too. Either keep every non-dominated trade-off (the Pareto front), or fold the cost into one
+reward (MnasNet, Tan et al. 2019) and let any single-objective strategy maximise it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .spaces.base import Arch
+
+
+def pareto_front(points: Sequence[Sequence[float]], maximize: Sequence[bool]) -> list[int]:
+    """Indices of the non-dominated points. ``maximize[k]`` says whether objective k is to be maximised.
+
+    A point is dominated when another is at least as good on every objective and better on one.
+
+    Example:
+        >>> pareto_front([(0.9, 100), (0.8, 50), (0.7, 80)], maximize=(True, False))
+        [0, 1]
+    """
+    signed = [[v if up else -v for v, up in zip(p, maximize, strict=True)] for p in points]
+    front = []
+    for i, p in enumerate(signed):
+        dominated = any(all(q_k >= p_k for q_k, p_k in zip(q, p, strict=True)) and q != p for q in signed)
+        if not dominated:
+            front.append(i)
+    return front
+
+
+def mnas_reward(accuracy: float, cost: float, target: float, alpha: float = -0.07, beta: float = -0.07) -> float:
+    """MnasNet's reward ``ACC * (cost / target) ** w`` with ``w = alpha`` if cost <= target else ``beta``.
+
+    With alpha = beta = -0.07 (the paper's soft constraint), doubling the cost costs about 5% of reward;
+    alpha = 0, beta = -1 makes the target a hard wall.
+
+    Example:
+        >>> round(mnas_reward(0.9, cost=2.0, target=1.0), 4)
+        0.8575
+    """
+    if target <= 0 or cost <= 0:
+        raise ValueError(f"cost and target must be positive, got cost={cost}, target={target}")
+    return accuracy * (cost / target) ** (alpha if cost <= target else beta)
+
+
+class MnasReward:
+    """Wrap an evaluator so its results also hold ``reward`` = :func:`mnas_reward` of ``accuracy_key``
+    and ``cost_key`` (e.g. ``"latency"``, ``"params"``, ``"flops"``); search with ``objective="reward"``.
+
+    Example:
+        >>> ev = MnasReward(TabularEvaluator(bench), cost_key="params", target=30_000)
+        >>> search(space, RegularizedEvolution(), ev, budget=100, objective="reward")
+    """
+
+    def __init__(self, evaluator: Callable[[Arch, int], dict[str, Any]], cost_key: str, target: float,
+                 accuracy_key: str = "val_acc", alpha: float = -0.07, beta: float = -0.07):
+        self.evaluator, self.cost_key, self.target = evaluator, cost_key, target
+        self.accuracy_key, self.alpha, self.beta = accuracy_key, alpha, beta
+
+    def __call__(self, arch: Arch, seed: int = 0) -> dict[str, Any]:
+        result = dict(self.evaluator(arch, seed))
+        if not result.get("failed"):
+            result["reward"] = mnas_reward(result[self.accuracy_key], result[self.cost_key], self.target,
+                                           self.alpha, self.beta)
+        return result

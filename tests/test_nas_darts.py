@@ -1,0 +1,59 @@
+import pytest
+import torch
+
+import dfl_toolkit as dfl
+from dfl_toolkit.errors import UnknownNameError
+from dfl_toolkit.nas import CellSpace
+from dfl_toolkit.nas.darts import MixedOp, darts_search, derive
+from dfl_toolkit.nas.spaces.cell import OPS
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return dfl.get_dataset("digits", train_size=256)
+
+
+def test_mixed_op_is_the_weighted_sum_of_its_operations():
+    torch.manual_seed(0)
+    op = MixedOp(4).eval()
+    x = torch.randn(2, 4, 8, 8)
+    w = torch.softmax(torch.randn(5), 0)
+    assert torch.allclose(op(x, w), sum(w[k] * op.ops[k](x) for k in range(5)), atol=1e-6)
+    one_hot = torch.eye(5)[OPS.index("skip_connect")]
+    assert torch.equal(op(x, one_hot, hard=True), x)
+
+
+def test_derive_never_picks_none():
+    alpha = torch.zeros(6, 5)
+    alpha[:, OPS.index("none")] = 10.0
+    alpha[:, OPS.index("nor_conv_3x3")] = 1.0
+    assert derive(alpha) == ("nor_conv_3x3",) * 6
+
+
+@pytest.mark.parametrize("mode", ["darts", "gdas", "darts-"])
+def test_search_logs_alphas_and_derives_a_valid_cell(tiny, mode):
+    res = darts_search(tiny, mode=mode, epochs=2, channels=4, batch_size=32, progress=False)
+    assert len(res.alphas) == 3 and len(res.alphas[0]) == 6 and len(res.alphas[0][0]) == 5
+    assert all(abs(sum(edge) - 1) < 1e-5 for edge in res.alphas[-1])
+    assert res.alphas[-1] != res.alphas[0]  # alpha moved
+    CellSpace().validate(res.arch)
+    assert "none" not in res.arch and len(res.history) == 2 and res.seconds > 0
+    assert len(res.skip_share()) == 3
+
+
+def test_darts_search_resumes_from_its_checkpoint(tiny, tmp_path):
+    full = darts_search(tiny, epochs=2, channels=4, batch_size=32, progress=False)
+    path = tmp_path / "darts.pt"
+
+    def kill(result):
+        raise KeyboardInterrupt  # killed right after epoch 1 was saved
+
+    with pytest.raises(KeyboardInterrupt):
+        darts_search(tiny, epochs=2, channels=4, batch_size=32, progress=False, checkpoint=path, callbacks=[kill])
+    resumed = darts_search(tiny, epochs=2, channels=4, batch_size=32, progress=False, checkpoint=path)
+    assert resumed.alphas == full.alphas and resumed.arch == full.arch
+
+
+def test_bad_mode():
+    with pytest.raises(UnknownNameError, match="accepted: darts, darts-, gdas"):
+        darts_search(None, mode="enas")
