@@ -76,6 +76,7 @@ def _search(args: argparse.Namespace) -> int:
     else:
         options = {k: v for k, v in (("train_size", args.train_size), ("image_size", args.image_size)) if v}
         evaluator = TrainEvaluator(space, TrainBudget(args.dataset, options, epochs=args.epochs,
+                                                      batch_size=args.batch_size, lr=args.lr,
                                                       skeleton={"channels": args.channels, "cells_per_stage": 1}))
     result = search(space, strategy, evaluator, args.budget, seed=args.seed, checkpoint=args.checkpoint,
                     objective=args.objective)
@@ -108,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     srch.add_argument("--train-size", type=int, default=1000)
     srch.add_argument("--image-size", type=int, default=14)
     srch.add_argument("--epochs", type=int, default=3)
+    srch.add_argument("--batch-size", type=int, default=32)
+    srch.add_argument("--lr", type=float, default=0.05)
     srch.add_argument("--channels", type=int, default=8)
     srch.add_argument("--top", type=int, default=5, help="rows of the results table")
     srch.set_defaults(run=_search)
@@ -117,11 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     b = bsub.add_parser("build", help="train every unique NAS-Bench-201 cell; resumes where it stopped")
     b.add_argument("--out", required=True, help="build folder (config.json + results.jsonl)")
     b.add_argument("--dataset", default="mnist5k")
-    b.add_argument("--train-size", type=int, default=None)
-    b.add_argument("--image-size", type=int, default=None)
+    b.add_argument("--train-size", type=int, default=1000)
+    b.add_argument("--image-size", type=int, default=14)
     b.add_argument("--epochs", type=int, default=3)
-    b.add_argument("--batch-size", type=int, default=64)
-    b.add_argument("--lr", type=float, default=0.1)
+    b.add_argument("--batch-size", type=int, default=32)
+    b.add_argument("--lr", type=float, default=0.05)
     b.add_argument("--channels", type=int, default=8)
     b.add_argument("--cells-per-stage", type=int, default=1)
     b.add_argument("--seeds", type=int, nargs="+", default=[0, 1])

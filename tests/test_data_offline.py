@@ -130,7 +130,7 @@ def test_unknown_names_and_options_list_what_is_accepted():
         dfl.get_dataset("imagenet")
     assert "unknown dataset 'imagenet'" in str(err.value)
     assert "mnist5k" in str(err.value) and "cifar10" in str(err.value)
-    with pytest.raises(dfl.UnknownNameError, match="accepted: augment, normalize, train_size"):
+    with pytest.raises(dfl.UnknownNameError, match="accepted: augment, image_size, normalize, train_size"):
         dfl.get_dataset("digits", window=5)
     assert dfl.dataset_options("sunspots") == {"window": 20, "horizon": 1, "normalize": True}
 

@@ -98,3 +98,15 @@ def test_search_on_a_partial_table_only_asks_for_built_cells(built, tmp_path):
     bench = Benchmark.load(pack(built, tmp_path / "t.json.gz"))
     result = search(SPACE, RandomSearch(), TabularEvaluator(bench), budget=5, progress=False)
     assert all(t.failed for t in result.trials)  # cells outside a 3-cell table fail cleanly, no crash
+
+
+def test_command_line_pack_query_and_search(built, tmp_path, capsys):
+    from dfl_toolkit.__main__ import main
+
+    table = tmp_path / "cli.json.gz"
+    assert main(["benchmark", "pack", str(built), str(table)]) == 0
+    assert "3 of 6466 cells" in capsys.readouterr().out
+    assert main(["benchmark", "query", str(table), SPACE.to_str(unique_cells()[0])]) == 0
+    assert '"test_acc"' in capsys.readouterr().out
+    assert main(["search", "--table", str(table), "--budget", "3", "--strategy", "random"]) == 0
+    assert "3 evaluations" in capsys.readouterr().out

@@ -131,6 +131,16 @@ class Benchmark:
             return np.array([r[name][str(seed)] for r in self.rows], dtype=float)
         return np.array([statistics.fmean(r[name].values()) for r in self.rows], dtype=float)
 
+    def full_space(self, name: str = "test_acc") -> np.ndarray:
+        """One metric for each of the 15,625 cells (isomorphic cells share their class's value):
+        the population random search draws from. Needs a complete table."""
+        values = self.metric(name)
+        try:
+            return np.array([values[self._index[self.space.canonical(a)]] for a in self.space.enumerate()])
+        except KeyError as err:
+            raise ValueError(f"the table holds {len(self)} of {self.meta['unique_cells']} cells; "
+                             f"the full space needs all of them") from err
+
     def archs(self) -> list[CellArch]:
         return [self.space.from_str(r["arch"]) for r in self.rows]
 

@@ -1,0 +1,130 @@
+"""Regret curves on the toolkit's benchmark table: every strategy, many seeds, 95% intervals.
+
+Each search sees one training seed's validation accuracy per query (as if it had trained the cell
+once); its incumbent is judged by the table's mean test accuracy. Regret = best mean test accuracy
+in the table minus the incumbent's. Prints a table of mean regret +- 95% interval per budget, the
+closed-form expected regret of random search, whether a toolkit strategy beats both random search
+and Optuna's TPE at every budget >= 50, and saves a figure (regret vs queries and vs simulated
+training hours).
+
+    python benchmarks/regret_curves.py --table data/nb201_mnist14.json.gz [--seeds 100] [--budget 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+from pathlib import Path
+
+import numpy as np
+
+from dfl_toolkit.nas import (
+    Benchmark,
+    CellSpace,
+    OptunaSampler,
+    PredictorSearch,
+    RandomSearch,
+    RegularizedEvolution,
+    Reinforce,
+    TabularEvaluator,
+    search,
+)
+from dfl_toolkit.nas.analysis import expected_best_of_n, mean_interval
+
+OUT = Path(__file__).parent / "results"
+BUDGETS = (10, 20, 50, 100, 200, 300)
+STRATEGIES = {
+    "random": RandomSearch,
+    "evolution": lambda: RegularizedEvolution(population_size=10, sample_size=3),
+    "reinforce": lambda: Reinforce(lr=0.1),
+    "predictor": lambda: PredictorSearch(initial=10, ensemble=5, epochs=100, refit_every=10),
+    "optuna-tpe": lambda: OptunaSampler("tpe"),
+}
+_BENCH: Benchmark | None = None
+
+
+def _init(table: str) -> None:
+    import torch
+
+    global _BENCH
+    torch.set_num_threads(1)
+    _BENCH = Benchmark.load(table)
+
+
+def _run(job: tuple[str, int, int]) -> tuple[str, int, list[float], list[float]]:
+    name, seed, budget = job
+    result = search(CellSpace(), STRATEGIES[name](), TabularEvaluator(_BENCH), budget, seed=seed, progress=False)
+    return name, seed, result.incumbent("mean_test_acc"), result.cumulative_cost()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--table", required=True)
+    parser.add_argument("--seeds", type=int, default=100)
+    parser.add_argument("--budget", type=int, default=300)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
+    args = parser.parse_args()
+    bench = Benchmark.load(args.table)
+    best = float(bench.metric("test_acc").max())
+    budgets = [b for b in BUDGETS if b <= args.budget]
+    jobs = [(name, seed, args.budget) for name in args.strategies for seed in range(args.seeds)]
+    curves: dict[str, list[list[float]]] = {n: [] for n in args.strategies}
+    costs: dict[str, list[list[float]]] = {n: [] for n in args.strategies}
+    with mp.get_context("spawn").Pool(args.workers, _init, (args.table,)) as pool:
+        for name, _seed, curve, cost in pool.imap_unordered(_run, jobs):
+            curves[name].append([best - v for v in curve])
+            costs[name].append(cost)
+    full = bench.full_space("test_acc")
+    closed = {b: best - expected_best_of_n(full, b) for b in budgets}
+    summary = {}
+    print(f"\nregret (best mean test acc in table {best:.4f} minus incumbent's), mean +- 95% interval, "
+          f"{args.seeds} seeds")
+    print(f"{'strategy':<12}" + "".join(f"{b:>16}" for b in budgets))
+    for name in args.strategies:
+        r = np.array(curves[name])
+        summary[name] = {b: mean_interval(r[:, b - 1]) for b in budgets}
+        print(f"{name:<12}" + "".join(f"{m:>10.4f}+-{h:<5.4f}" for m, h in summary[name].values()))
+    print(f"{'closed form*':<12}" + "".join(f"{closed[b]:>16.4f}" for b in budgets))
+    print("* expected regret of random search if it picked by the mean test accuracy itself (no noise)")
+    peers = [p for p in ("random", "optuna-tpe") if p in summary]
+    winners = [n for n in summary if n not in peers and all(
+        summary[n][b][0] < min(summary[p][b][0] for p in peers) for b in budgets if b >= 50)]
+    print(f"strategies beating {' and '.join(peers)} at every budget >= 50: {', '.join(winners) or 'none'}")
+    OUT.mkdir(exist_ok=True)
+    (OUT / "regret_curves.json").write_text(json.dumps(
+        {"table": args.table, "seeds": args.seeds, "best": best, "closed_form_random": closed,
+         "summary": {n: {str(b): v for b, v in s.items()} for n, s in summary.items()}, "winners": winners}, indent=1))
+    _plot(curves, costs, args.budget)
+
+
+def _plot(curves, costs, budget) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    x = np.arange(1, budget + 1)
+    for name in curves:
+        r = np.array(curves[name])
+        mean, half = r.mean(0), 1.96 * r.std(0, ddof=1) / np.sqrt(len(r))
+        axes[0].plot(x, mean, label=name)
+        axes[0].fill_between(x, mean - half, mean + half, alpha=0.2)
+        hours = np.array(costs[name]).mean(0) / 3600
+        axes[1].plot(hours, mean, label=name)
+    for ax, xlabel in zip(axes, ("architectures evaluated", "simulated training time (hours, 1 CPU thread)"),
+                          strict=True):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("regret (test accuracy)")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(OUT / "regret_curves.png", dpi=120)
+
+
+if __name__ == "__main__":
+    main()
