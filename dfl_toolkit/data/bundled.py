@@ -5,13 +5,12 @@ Splits are fixed (stratified, seed 0) and documented in each docstring.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
+from ..atomic import atomic_path
 from ..runtime import data_dir
 from .splits import DatasetSplits, image_splits, stratified_split
 
@@ -67,11 +66,8 @@ def cached_arrays(filename: str, make: Callable[[], dict[str, np.ndarray]]) -> d
         except (OSError, ValueError, KeyError, EOFError):
             pass
     arrays = make()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-    os.close(fd)
-    np.savez_compressed(tmp, **arrays)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, **arrays)
     return arrays
 
 

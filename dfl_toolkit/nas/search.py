@@ -17,7 +17,6 @@ import json
 import math
 import os
 import random
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..atomic import atomic_path
 from ..errors import CheckpointError
 from .spaces.base import Arch, SearchSpace
 
@@ -177,11 +177,8 @@ def _timed(evaluator: Evaluator, arch: Arch, seed: int) -> tuple[dict[str, Any],
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload))
 
 
 def _read_checkpoint(path: Path, config: dict[str, Any]) -> dict[int, Trial]:
