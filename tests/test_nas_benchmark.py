@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import shutil
 
 import pytest
 
@@ -32,15 +33,19 @@ def built(tmp_path_factory):
     return out
 
 
-def test_build_records_every_metric_and_survives_a_cut_line(built):
+def test_build_records_every_metric_and_survives_a_cut_line(built, tmp_path):
     rows = read_results(built / RESULTS)
     assert len(rows) == 6
     for r in rows:
         assert {"arch", "seed", "val_acc", "test_acc", "params", "flops", "latency", "train_time"} <= set(r)
         assert 0.0 <= r["test_acc"] <= 1.0 and r["params"] > 0 and r["flops"] > 0
-    with open(built / RESULTS, "a") as f:
+    copy = tmp_path / "copy"
+    shutil.copytree(built, copy)
+    with open(copy / RESULTS, "a") as f:
         f.write('{"arch": "cut by a kill')  # a half-written line is ignored, not fatal
-    assert len(read_results(built / RESULTS)) == 6
+    assert len(read_results(copy / RESULTS)) == 6
+    added = list(build(copy, TINY, seeds=[0, 1], limit=4, progress=False))  # and appending after it is safe
+    assert len(added) == 2 and len(read_results(copy / RESULTS)) == 8
 
 
 def test_build_refuses_to_mix_budgets(built):

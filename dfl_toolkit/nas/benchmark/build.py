@@ -102,7 +102,15 @@ def build(out: str | os.PathLike, budget: TrainBudget, seeds: list[int], workers
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(jobs), desc="benchmark", disable=not progress)
-    with open(out / RESULTS, "a") as f:
+    results_path = out / RESULTS
+    if results_path.exists() and results_path.stat().st_size:
+        with open(results_path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            cut = f.read(1) != b"\n"
+        if cut:  # a kill cut the last line: start the next one on a fresh line
+            with open(results_path, "a") as f:
+                f.write("\n")
+    with open(results_path, "a") as f:
         if workers <= 1:
             _init_worker(budget.to_dict(), threads)
             results = map(_evaluate, jobs)
