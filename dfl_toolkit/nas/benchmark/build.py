@@ -2,7 +2,8 @@
 
 Results are appended, one JSON line per (cell, seed), to a results file as they finish, so a build
 that is stopped at any point resumes where it stopped and never loses a finished evaluation.
-Cells are visited in a fixed shuffled order, so a partial build is a uniform sample of the space.
+Cells are visited in a fixed shuffled order, each with all its seeds, so a partial build is a uniform
+sample of the space with every seed.
 
     python -m dfl_toolkit benchmark build --out data/nb201_digits --seeds 0 1 --workers 2
 """
@@ -71,11 +72,12 @@ def _evaluate(job: tuple[str, int]) -> dict[str, Any]:
 
 
 def pending_jobs(out: Path, seeds: list[int], limit: int | None = None) -> list[tuple[str, int]]:
-    """(cell string, seed) pairs not yet in the results file: all cells for the first seed, then the next."""
+    """(cell string, seed) pairs not yet in the results file, cell by cell with all its seeds together,
+    so that any partial build is a uniform sample of cells with every seed (seed noise measurable early)."""
     space = CellSpace()
     cells = [space.to_str(a) for a in unique_cells(space)][:limit]
     done = {(r["arch"], r["seed"]) for r in read_results(out / RESULTS)}
-    return [(c, s) for s in seeds for c in cells if (c, s) not in done]
+    return [(c, s) for c in cells for s in seeds if (c, s) not in done]
 
 
 def build(out: str | os.PathLike, budget: TrainBudget, seeds: list[int], workers: int = 1, threads: int = 1,
