@@ -59,7 +59,7 @@ def main() -> None:
         res = darts_search(data, mode=mode, epochs=args.epochs, channels=b["skeleton"]["channels"],
                            cells_per_stage=b["skeleton"]["cells_per_stage"], batch_size=32,
                            alpha_lr=args.alpha_lr, seed=args.seed, progress=False,
-                           checkpoint=OUT / f"darts_{mode}_seed{args.seed}.pt")
+                           checkpoint=OUT / f"darts_{mode}_e{args.epochs}_lr{args.alpha_lr}_seed{args.seed}.pt")
         acc, rank, from_table = rank_of(bench, res.arch, budget)
         run = {"mode": mode, "arch": space.to_str(res.arch), "test_acc": acc, "rank": rank, "from_table": from_table,
                "skip_share": res.skip_share(), "seconds": res.seconds, "alphas": res.alphas}
