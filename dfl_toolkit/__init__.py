@@ -21,6 +21,7 @@ from .data import (
 )
 from .doctor import environment_report, format_report
 from .errors import CheckpointError, DatasetUnavailableError, DFLError, UnknownNameError
+from .features import extract_features, list_layers
 from .models import ConvNet
 from .runtime import by_mode, data_dir, get_device, quick_mode, seed_everything
 from .train import History, evaluate, fit, load_checkpoint, predict, save_checkpoint
@@ -29,7 +30,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError", "ConvNet", "DFLError", "DatasetInfo", "DatasetSplits", "DatasetUnavailableError", "History",
-    "UnknownNameError", "by_mode", "data_dir", "dataset_options", "environment_report", "evaluate", "fit",
-    "format_report", "get_dataset", "get_device", "get_loaders", "list_datasets", "list_photos", "load_checkpoint",
+    "UnknownNameError", "by_mode", "data_dir", "dataset_options", "environment_report", "evaluate", "extract_features",
+    "fit", "format_report", "get_dataset", "get_device", "get_loaders", "list_datasets", "list_layers", "list_photos",
+    "load_checkpoint",
     "load_photo", "predict", "quick_mode", "save_checkpoint", "seed_everything",
 ]
