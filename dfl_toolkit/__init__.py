@@ -21,6 +21,7 @@ from .data import (
 )
 from .doctor import environment_report, format_report
 from .errors import CheckpointError, DatasetUnavailableError, DFLError, UnknownNameError
+from .explain import explain
 from .features import extract_features, list_layers
 from .models import ConvNet
 from .runtime import by_mode, data_dir, get_device, quick_mode, seed_everything
@@ -30,8 +31,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError", "ConvNet", "DFLError", "DatasetInfo", "DatasetSplits", "DatasetUnavailableError", "History",
-    "UnknownNameError", "by_mode", "data_dir", "dataset_options", "environment_report", "evaluate", "extract_features",
-    "fit", "format_report", "get_dataset", "get_device", "get_loaders", "list_datasets", "list_layers", "list_photos",
-    "load_checkpoint",
-    "load_photo", "predict", "quick_mode", "save_checkpoint", "seed_everything",
+    "UnknownNameError", "by_mode", "data_dir", "dataset_options", "environment_report", "evaluate", "explain",
+    "extract_features", "fit", "format_report", "get_dataset", "get_device", "get_loaders", "list_datasets",
+    "list_layers", "list_photos", "load_checkpoint", "load_photo", "predict", "quick_mode", "save_checkpoint",
+    "seed_everything",
 ]
