@@ -47,8 +47,7 @@ def main() -> None:
     torch.set_num_threads(1)
     bench = Benchmark.load(args.table)
     b = bench.meta["budget"]
-    budget = TrainBudget(b["dataset"], b["data_options"], b["epochs"], b["batch_size"], b["lr"], b["optimizer"],
-                         b["weight_decay"], b["skeleton"])
+    budget = TrainBudget(**b)
     data = dfl.get_dataset(b["dataset"], **b["data_options"])
     space = CellSpace()
     report = {"table": args.table, "table_cells": len(bench), "epochs": args.epochs, "alpha_lr": args.alpha_lr,

@@ -22,14 +22,30 @@ def _doctor(args: argparse.Namespace) -> int:
     return 1 if any("FAILED" in f or "MISSING" in f for _, f in rows) else 0
 
 
-def _bench_build(args: argparse.Namespace) -> int:
-    from .nas.benchmark.build import build
+def _budget(args: argparse.Namespace):
+    """The TrainBudget described by the training options shared by `search` and `benchmark build`."""
     from .nas.evaluators import TrainBudget
 
     options = {k: v for k, v in (("train_size", args.train_size), ("image_size", args.image_size)) if v is not None}
-    budget = TrainBudget(args.dataset, options, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         skeleton={"channels": args.channels, "cells_per_stage": args.cells_per_stage})
-    n = sum(1 for _ in build(args.out, budget, args.seeds, workers=args.workers, limit=args.limit))
+    return TrainBudget(args.dataset, options, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                       skeleton={"channels": args.channels, "cells_per_stage": args.cells_per_stage})
+
+
+def _add_budget_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default="mnist5k")
+    parser.add_argument("--train-size", type=int, default=1000)
+    parser.add_argument("--image-size", type=int, default=14)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--channels", type=int, default=8)
+    parser.add_argument("--cells-per-stage", type=int, default=1)
+
+
+def _bench_build(args: argparse.Namespace) -> int:
+    from .nas.benchmark.build import build
+
+    n = sum(1 for _ in build(args.out, _budget(args), args.seeds, workers=args.workers, limit=args.limit))
     print(f"{n} evaluations added to {args.out}")
     return 0
 
@@ -63,7 +79,6 @@ def _search(args: argparse.Namespace) -> int:
         RegularizedEvolution,
         Reinforce,
         TabularEvaluator,
-        TrainBudget,
         TrainEvaluator,
         search,
     )
@@ -74,10 +89,7 @@ def _search(args: argparse.Namespace) -> int:
     if args.table:
         evaluator = TabularEvaluator(Benchmark.load(args.table))
     else:
-        options = {k: v for k, v in (("train_size", args.train_size), ("image_size", args.image_size)) if v}
-        evaluator = TrainEvaluator(space, TrainBudget(args.dataset, options, epochs=args.epochs,
-                                                      batch_size=args.batch_size, lr=args.lr,
-                                                      skeleton={"channels": args.channels, "cells_per_stage": 1}))
+        evaluator = TrainEvaluator(space, _budget(args))
     result = search(space, strategy, evaluator, args.budget, seed=args.seed, checkpoint=args.checkpoint,
                     objective=args.objective)
     top = sorted(result.trials, key=result.score, reverse=True)[: args.top]
@@ -105,13 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     srch.add_argument("--checkpoint", default=None, help="JSON file; rerun the same command to resume")
     srch.add_argument("--objective", default="val_acc")
     srch.add_argument("--table", default=None, help="benchmark table (.json.gz): look up instead of training")
-    srch.add_argument("--dataset", default="mnist5k", help="when training: dataset name")
-    srch.add_argument("--train-size", type=int, default=1000)
-    srch.add_argument("--image-size", type=int, default=14)
-    srch.add_argument("--epochs", type=int, default=3)
-    srch.add_argument("--batch-size", type=int, default=32)
-    srch.add_argument("--lr", type=float, default=0.05)
-    srch.add_argument("--channels", type=int, default=8)
+    _add_budget_options(srch)  # used when training (no --table)
     srch.add_argument("--top", type=int, default=5, help="rows of the results table")
     srch.set_defaults(run=_search)
 
@@ -119,14 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     bsub = bench.add_subparsers(dest="action", required=True)
     b = bsub.add_parser("build", help="train every unique NAS-Bench-201 cell; resumes where it stopped")
     b.add_argument("--out", required=True, help="build folder (config.json + results.jsonl)")
-    b.add_argument("--dataset", default="mnist5k")
-    b.add_argument("--train-size", type=int, default=1000)
-    b.add_argument("--image-size", type=int, default=14)
-    b.add_argument("--epochs", type=int, default=3)
-    b.add_argument("--batch-size", type=int, default=32)
-    b.add_argument("--lr", type=float, default=0.05)
-    b.add_argument("--channels", type=int, default=8)
-    b.add_argument("--cells-per-stage", type=int, default=1)
+    _add_budget_options(b)
     b.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     b.add_argument("--workers", type=int, default=1, help="processes, one CPU thread each")
     b.add_argument("--limit", type=int, default=None, help="only the first N cells of the fixed order")

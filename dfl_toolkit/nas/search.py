@@ -14,7 +14,6 @@ evaluation is ever redone or lost.
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import time
@@ -27,6 +26,7 @@ from typing import Any, Protocol
 from ..atomic import atomic_path
 from ..errors import CheckpointError
 from .spaces.base import Arch, SearchSpace
+from .strategies.evolution import fitness
 
 FORMAT = "dfl_toolkit.search/1"
 Evaluator = Callable[[Arch, int], dict[str, Any]]
@@ -71,8 +71,7 @@ class SearchResult:
     config: dict[str, Any] = field(default_factory=dict)
 
     def score(self, trial: Trial, metric: str | None = None) -> float:
-        value = trial.result.get(metric or self.objective)
-        return -math.inf if trial.failed or value is None else float(value)
+        return fitness(trial.result, metric or self.objective)
 
     @property
     def best(self) -> Trial:
