@@ -21,5 +21,13 @@ class DatasetUnavailableError(DFLError, RuntimeError):
     """A dataset that needs a download could not be fetched (no network, timeout, bad file)."""
 
 
+class ShapeError(DFLError, ValueError):
+    """An input of the wrong shape (or mismatched lengths); the message says which shapes are accepted."""
+
+
 class CheckpointError(DFLError, RuntimeError):
     """A checkpoint that cannot be read or does not fit the model it is loaded into."""
+
+
+class WeightsUnavailableError(DFLError, RuntimeError):
+    """Pretrained weights that could not be loaded (no network, optional package missing, bad file)."""

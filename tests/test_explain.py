@@ -6,7 +6,7 @@ from torch import nn
 
 import dfl_toolkit as dfl
 from dfl_toolkit.errors import UnknownNameError
-from dfl_toolkit.explain import METHODS, explain
+from dfl_toolkit.explain import METHODS, deletion_insertion, explain, randomization_test
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +51,37 @@ def test_bad_method_or_layer(model):
         explain(model, x, 0, "lime")
     with pytest.raises(UnknownNameError, match="unknown layer 'features.block9'.*features.block1"):
         explain(model, x, 0, "gradcam", layer="features.block9")
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A small CNN trained for a few seconds on real digits, and a test batch."""
+    data = dfl.get_dataset("digits")
+    dfl.seed_everything(0)
+    model = dfl.ConvNet(1, 10, channels=(16, 32), hidden=64)
+    dfl.fit(model, *data.loaders(64)[:2], epochs=4, progress=False)
+    x, y = next(iter(data.loaders(32)[2]))
+    return model.eval(), x, y
+
+
+def test_randomization_test_rank_correlation_falls_for_gradients_on_a_trained_cnn(trained):
+    model, x, y = trained
+    before = [p.detach().clone() for p in model.parameters()]
+    result = randomization_test(model, x, y, "saliency")
+    names = [name for name, _ in result]
+    assert names[0] == "head.fc2" and names[-1] == "features.block1.conv1" and len(names) == 6
+    rhos = [rho for _, rho in result]
+    assert max(rhos) < 0.6 and rhos[-1] < 0.3  # the map depends on the weights, so it must change
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))  # model untouched
+
+
+def test_deletion_and_insertion_beat_a_random_order_on_a_trained_cnn(trained):
+    model, x, y = trained
+    attr, _ = explain(model, x, y, "integrated_gradients", n_steps=32)
+    curves = deletion_insertion(model, x, y, attr, steps=10)
+    assert curves.fractions[0] == 0 and curves.fractions[-1] == 1 and curves.deletion.shape == (11,)
+    assert curves.deletion[0] == pytest.approx(curves.insertion[-1])  # both are the untouched images
+    assert curves.auc("deletion") < curves.auc("random_deletion") - 0.05
+    assert curves.auc("insertion") > curves.auc("random_insertion") + 0.05
+    with pytest.raises(ValueError, match="attribution must match the images"):
+        deletion_insertion(model, x, y, attr[:2])

@@ -1,0 +1,63 @@
+"""Explorers: a Figure where widgets cannot render, working controls where they can."""
+
+import ipywidgets as w
+import matplotlib.pyplot as plt
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+import dfl_toolkit as dfl
+from dfl_toolkit import widgets
+
+
+@pytest.fixture(scope="module")
+def model_and_images():
+    torch.manual_seed(0)
+    return dfl.ConvNet(1, 10, channels=(4, 8), hidden=16).eval(), torch.randn(3, 1, 16, 16)
+
+
+def controls(box):
+    return {c.description: c for c in box.children[0].children}
+
+
+def test_outside_a_kernel_explorers_return_the_default_figure(model_and_images):
+    model, images = model_and_images
+    assert not widgets.widgets_available()
+    fig = widgets.feature_map_explorer(model, images)
+    title = fig.texts[0].get_text() if fig.texts else fig.axes[0].get_title()
+    assert isinstance(fig, Figure) and title == "image 0: features.block1.conv1"
+    fig = widgets.attribution_explorer(model, images, layer="features.block2")
+    assert isinstance(fig, Figure) and fig.axes[0].get_ylabel().startswith("saliency: predicted")
+    plt.close("all")
+
+
+def test_widgets_offer_the_right_choices_and_redraw_on_change(model_and_images, monkeypatch):
+    model, images = model_and_images
+    box = widgets.feature_map_explorer(model, images, static=False)
+    assert isinstance(box, w.VBox)
+    c = controls(box)
+    assert (c["image"].min, c["image"].max, c["image"].continuous_update) == (0, 2, False)
+    # only layers whose output is a stack of maps, in model order
+    assert c["layer"].options[:4] == ("features.block1.conv1", "features.block1.bn1", "features.block1.relu1",
+                                      "features.block1.conv2")
+    assert "head.fc1" not in c["layer"].options and "pool" in c["layer"].options
+    drawn = []
+    monkeypatch.setattr(widgets.viz, "feature_maps", lambda act, **kw: drawn.append((act.shape, kw["title"])) or
+                        plt.figure())
+    c["layer"].value = "features.block2"
+    c["image"].value = 2
+    assert drawn == [((8, 4, 4), "image 0: features.block2"), ((8, 4, 4), "image 2: features.block2")]
+    plt.close("all")
+
+
+def test_gradcam_is_offered_only_with_a_layer(model_and_images):
+    model, images = model_and_images
+    without = controls(widgets.attribution_explorer(model, images, static=False))["method"].options
+    with_layer = controls(widgets.attribution_explorer(model, images, layer="features.block1", static=False))
+    assert "gradcam" not in without and "gradcam" in with_layer["method"].options
+    plt.close("all")
+
+
+def test_static_switch_by_environment(model_and_images, monkeypatch):
+    monkeypatch.setenv("DFL_STATIC_WIDGETS", "1")
+    assert not widgets.widgets_available()
