@@ -9,6 +9,7 @@ Example:
     >>> history = dfl.fit(dfl.ConvNet(1, 10), *data.loaders(64)[:2], epochs=3)
 """
 
+from .backbones import Backbone, feature_matrix, list_backbones, load_backbone, predict_photo
 from .data import (
     DatasetInfo,
     DatasetSplits,
@@ -19,20 +20,42 @@ from .data import (
     list_photos,
     load_photo,
 )
+from .data.text import load_char_corpus
 from .doctor import environment_report, format_report
-from .errors import CheckpointError, DatasetUnavailableError, DFLError, UnknownNameError
-from .explain import explain
+from .errors import (
+    CheckpointError,
+    DatasetUnavailableError,
+    DFLError,
+    ShapeError,
+    UnknownNameError,
+    WeightsUnavailableError,
+)
+from .explain import DeletionInsertion, deletion_insertion, explain, randomization_test
 from .features import extract_features, list_layers
-from .models import ConvNet
+from .models import CharRNN, ConvNet, SequenceRNN, TextRNN, TransformerClassifier
+from .probes import ProbeResult, linear_probe
 from .runtime import by_mode, data_dir, get_device, quick_mode, seed_everything
+from .sequence_features import attention_maps, attention_rollout, rnn_states, token_states
 from .train import History, evaluate, fit, load_checkpoint, predict, save_checkpoint
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CheckpointError", "ConvNet", "DFLError", "DatasetInfo", "DatasetSplits", "DatasetUnavailableError", "History",
-    "UnknownNameError", "by_mode", "data_dir", "dataset_options", "environment_report", "evaluate", "explain",
-    "extract_features", "fit", "format_report", "get_dataset", "get_device", "get_loaders", "list_datasets",
-    "list_layers", "list_photos", "load_checkpoint", "load_photo", "predict", "quick_mode", "save_checkpoint",
-    "seed_everything",
+    "Backbone", "CharRNN", "CheckpointError", "ConvNet", "DFLError", "DatasetInfo", "DatasetSplits",
+    "DatasetUnavailableError", "DeletionInsertion", "History", "ProbeResult", "SequenceRNN", "ShapeError", "TextRNN",
+    "TransformerClassifier", "UnknownNameError", "WeightsUnavailableError", "attention_maps", "attention_rollout",
+    "by_mode", "data_dir", "dataset_options", "deletion_insertion", "environment_report", "evaluate", "explain",
+    "extract_features", "feature_matrix", "fit", "format_report", "get_dataset", "get_device", "get_loaders",
+    "linear_probe", "list_backbones", "list_datasets", "list_layers", "list_photos", "load_backbone",
+    "load_char_corpus", "load_checkpoint", "load_photo", "predict", "predict_photo", "quick_mode", "randomization_test",
+    "rnn_states", "save_checkpoint", "seed_everything", "token_states", "viz", "widgets",
 ]
+
+
+def __getattr__(name: str):
+    """``dfl.viz`` and ``dfl.widgets`` are imported on first use (matplotlib and ipywidgets are slow to import)."""
+    if name in ("viz", "widgets"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'dfl_toolkit' has no attribute {name!r}")

@@ -415,9 +415,13 @@ def attribution_overlay(images: Array, attributions: Array, titles: Sequence[str
 
 
 def _series(name: str, v: Any) -> tuple[np.ndarray, ...]:
-    """(x, y, low, high) from y values, (x, y) or (x, mean, low, high); low/high None without an interval."""
+    """(x, y, low, high) from y values, {x label: y}, (x, y) or (x, mean, low, high); low/high None without an
+    interval. x may be names (e.g. layers): they are drawn as categories, in order."""
+    if isinstance(v, Mapping):
+        v = (list(v), list(v.values()))
     if isinstance(v, tuple) and len(v) in (2, 4) and all(np.ndim(_np(p, name)) == 1 for p in v):
-        parts = [_np(p, name).astype(float) for p in v]
+        parts = [_np(p, name) for p in v]
+        parts = [p if i == 0 and p.dtype.kind in "US" else p.astype(float) for i, p in enumerate(parts)]
         if len({len(p) for p in parts}) != 1:
             raise ShapeError(f"series {name!r}: x, y (, low, high) must have one length, got {[len(p) for p in parts]}")
         return tuple(parts) if len(parts) == 4 else (*parts, None, None)
@@ -429,8 +433,9 @@ def _series(name: str, v: Any) -> tuple[np.ndarray, ...]:
 
 def curves(series: Mapping[str, Any], xlabel: str = "", ylabel: str = "", title: str | None = None,
            logx: bool = False, logy: bool = False, ax: Axes | None = None) -> Figure:
-    """Several curves on one axis for comparison. Each ``{name: value}`` is y values (x = 1, 2, ...), a tuple
-    ``(x, y)`` or ``(x, mean, low, high)``, the last drawn with a shaded band (e.g. a spread over seeds).
+    """Several curves on one axis for comparison. Each ``{name: value}`` is y values (x = 1, 2, ...), a dict
+    ``{x: y}``, a tuple ``(x, y)`` or ``(x, mean, low, high)``, the last drawn with a shaded band (e.g. a spread
+    over seeds). x may be names (layers, methods), drawn in the given order.
 
     Look for: where curves separate by more than their bands (a real difference) and where bands overlap.
 
@@ -447,8 +452,10 @@ def curves(series: Mapping[str, Any], xlabel: str = "", ylabel: str = "", title:
         if lo is not None:
             ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title or "")
-    ax.set_xscale("log" if logx else "linear")
-    ax.set_yscale("log" if logy else "linear")
+    if logx:  # setting "linear" would also reset a categorical axis (named x values) to numbers
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend()
     return fig

@@ -7,7 +7,7 @@ import torch
 import dfl_toolkit as dfl
 
 IMAGE_SETS = {"mnist5k": (1, 28, 28), "digits": (1, 8, 8), "mnist1d": (1, 40)}
-OFFLINE = ["mnist5k", "digits", "mnist1d", "sunspots", "co2"]
+OFFLINE = ["mnist5k", "digits", "mnist1d", "sunspots", "co2", "rotten_tomatoes", "dependency"]
 
 
 def stack(ds):
@@ -28,11 +28,13 @@ def test_sizes_shapes_and_labels_match_the_registry(name):
     assert (len(data.train), len(data.val), len(data.test)) == info.sizes
     assert data.input_shape == info.input_shape
     x, y = data.train[0]
-    assert tuple(x.shape) == info.input_shape and x.dtype == torch.float32
+    tokens = name in ("rotten_tomatoes", "dependency")  # padded token ids, not measurements
+    assert tuple(x.shape) == info.input_shape and x.dtype == (torch.int64 if tokens else torch.float32)
     if info.task == "classification":
         _, ys = stack(data.test)
-        assert data.classes == [str(i) for i in range(10)]
-        assert ys.dtype == torch.int64 and set(ys.tolist()) == set(range(10))
+        if not tokens:
+            assert data.classes == [str(i) for i in range(10)]
+        assert ys.dtype == torch.int64 and set(ys.tolist()) == set(range(len(data.classes)))
     else:
         assert data.classes is None and y.dtype == torch.float32 and y.shape == (1,)
 

@@ -234,3 +234,13 @@ def test_image_grid_titles_mistakes_in_red():
 def test_shape_errors_are_dfl_and_value_errors():
     assert issubclass(ShapeError, DFLError) and issubclass(ShapeError, ValueError)
     assert viz.to_hwc(torch.zeros(2, 3, 5, 4)).shape == (2, 5, 4, 3)
+
+
+def test_curves_accept_named_x_values_in_order():
+    fig = viz.curves({"trained": {"input": 0.8, "block1": 0.9, "fc": 0.97}, "random": {"input": 0.8, "block1": 0.85,
+                                                                                        "fc": 0.7}})
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["input", "block1", "fc"]
+    assert list(ax.lines[1].get_ydata()) == [0.8, 0.85, 0.7]
+    plt.close("all")

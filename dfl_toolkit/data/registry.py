@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from torch.utils.data import DataLoader
 
 from ..errors import UnknownNameError
-from . import bundled, online, timeseries
+from . import bundled, online, text, timeseries
 from .splits import DatasetSplits
 
 
@@ -39,6 +39,8 @@ _register(bundled.load_digits, "digits", "classification", (1, 8, 8), (1257, 180
 _register(bundled.load_mnist1d, "mnist1d", "classification", (1, 40), (3500, 500, 1000), True)
 _register(timeseries.load_sunspots, "sunspots", "regression", (20, 1), (202, 43, 44), True)
 _register(timeseries.load_co2, "co2", "regression", (52, 1), (1562, 334, 336), True)
+_register(text.load_rotten_tomatoes, "rotten_tomatoes", "classification", (48,), (6530, 1000, 1000), True)
+_register(text.dependency_task, "dependency", "classification", (21,), (2800, 600, 600), True)
 _register(online.load_mnist, "mnist", "classification", (1, 28, 28), (54000, 6000, 10000), False)
 _register(online.load_fashion_mnist, "fashion_mnist", "classification", (1, 28, 28), (54000, 6000, 10000), False)
 _register(online.load_cifar10, "cifar10", "classification", (3, 32, 32), (45000, 5000, 10000), False)
@@ -51,7 +53,7 @@ def list_datasets(offline: bool | None = None) -> list[DatasetInfo]:
 
     Example:
         >>> [d.name for d in list_datasets(offline=True)]
-        ['mnist5k', 'digits', 'mnist1d', 'sunspots', 'co2']
+        ['mnist5k', 'digits', 'mnist1d', 'sunspots', 'co2', 'rotten_tomatoes', 'dependency']
     """
     return [info for _, info in _LOADERS.values() if offline is None or info.offline == offline]
 
