@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -23,23 +24,32 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _budget(args: argparse.Namespace):
-    """The TrainBudget described by the training options shared by `search` and `benchmark build`."""
+    """The TrainBudget described by the training options shared by `search` and `benchmark build`;
+    an option left out keeps TrainBudget's default (the budget of the shipped benchmark table)."""
     from .nas.evaluators import TrainBudget
 
-    options = {k: v for k, v in (("train_size", args.train_size), ("image_size", args.image_size)) if v is not None}
-    return TrainBudget(args.dataset, options, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                       skeleton={"channels": args.channels, "cells_per_stage": args.cells_per_stage})
+    default = TrainBudget()
+    dataset = args.dataset or default.dataset
+    options = dict(default.data_options) if dataset == default.dataset else {}  # sizes belong to the dataset
+    options.update({k: v for k, v in (("train_size", args.train_size), ("image_size", args.image_size))
+                    if v is not None})
+    skeleton = dict(default.skeleton)
+    skeleton.update({k: v for k, v in (("channels", args.channels), ("cells_per_stage", args.cells_per_stage))
+                     if v is not None})
+    chosen = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr") if getattr(args, k) is not None}
+    return dataclasses.replace(default, dataset=dataset, data_options=options, skeleton=skeleton, **chosen)
 
 
 def _add_budget_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", default="mnist5k")
-    parser.add_argument("--train-size", type=int, default=1000)
-    parser.add_argument("--image-size", type=int, default=14)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--channels", type=int, default=8)
-    parser.add_argument("--cells-per-stage", type=int, default=1)
+    """Training options; each defaults to TrainBudget's (MNIST-5k at 14x14, the benchmark's budget)."""
+    parser.add_argument("--dataset")
+    parser.add_argument("--train-size", type=int)
+    parser.add_argument("--image-size", type=int)
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--channels", type=int)
+    parser.add_argument("--cells-per-stage", type=int)
 
 
 def _bench_build(args: argparse.Namespace) -> int:
