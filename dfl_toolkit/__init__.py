@@ -48,13 +48,14 @@ __all__ = [
     "extract_features", "feature_matrix", "fit", "format_report", "get_dataset", "get_device", "get_loaders",
     "linear_probe", "list_backbones", "list_datasets", "list_layers", "list_photos", "load_backbone",
     "load_char_corpus", "load_checkpoint", "load_photo", "predict", "predict_photo", "quick_mode", "randomization_test",
-    "rnn_states", "save_checkpoint", "seed_everything", "token_states", "viz", "widgets",
+    "rnn_states", "save_checkpoint", "seed_everything", "token_states", "viz", "widgets", "checks", "assignments",
 ]
 
 
 def __getattr__(name: str):
-    """``dfl.viz`` and ``dfl.widgets`` are imported on first use (matplotlib and ipywidgets are slow to import)."""
-    if name in ("viz", "widgets"):
+    """``dfl.viz``, ``dfl.widgets``, ``dfl.checks`` and ``dfl.assignments`` are imported on first use
+    (matplotlib, ipywidgets and nbclient are slow to import)."""
+    if name in ("viz", "widgets", "checks", "assignments"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

@@ -5,6 +5,8 @@
     dfl benchmark build ...         train every unique NAS-Bench-201 cell (resumable)
     dfl benchmark pack DIR DEST     write the shipped table from a build folder
     dfl benchmark query TABLE ARCH  look one cell up
+    dfl assignments release         write student copies of the assignment notebooks
+    dfl assignments grade DIR       grade submitted notebooks, write grades.csv and feedback
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import argparse
 import dataclasses
 import json
 import sys
+from pathlib import Path
+
+from .errors import DFLError
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -113,6 +118,24 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _assign_release(args: argparse.Namespace) -> int:
+    from .assignments import release
+
+    for path in release(args.source, args.release):
+        print(f"wrote {path}")
+    return 0
+
+
+def _assign_grade(args: argparse.Namespace) -> int:
+    from .assignments import grade
+
+    grades = grade(args.submissions, args.source, args.out, timeout=args.timeout)
+    for g in grades:
+        print(f"{g.student:20s} {g.assignment:32s} {g.total:g} / {sum(g.max_scores.values()):g}")
+    print(f"{len(grades)} notebooks graded: {Path(args.out) / 'grades.csv'}, feedback in {Path(args.out) / 'feedback'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dfl", description="dfl_toolkit: deep feature learning and NAS.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -151,8 +174,25 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--seed", type=int, default=None)
     q.set_defaults(run=_bench_query)
 
+    assign = sub.add_parser("assignments", help="release student copies of assignments, grade submissions")
+    asub = assign.add_subparsers(dest="action", required=True)
+    r = asub.add_parser("release", help="source/*.ipynb -> student copies (solutions stubbed, hidden checks out)")
+    r.add_argument("--source", default="notebooks/assignments/source")
+    r.add_argument("--release", default="notebooks/assignments/release")
+    r.set_defaults(run=_assign_release)
+    g = asub.add_parser("grade", help="run SUBMISSIONS/<student>/<assignment>.ipynb with all checks, write a CSV")
+    g.add_argument("submissions")
+    g.add_argument("--source", default="notebooks/assignments/source")
+    g.add_argument("--out", default="grades")
+    g.add_argument("--timeout", type=float, default=120, help="seconds per cell (a notebook gets 4x that)")
+    g.set_defaults(run=_assign_grade)
+
     args = parser.parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except DFLError as err:  # bad input: the message says what was wrong, no stack trace
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
