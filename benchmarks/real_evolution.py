@@ -27,7 +27,8 @@ import dfl_toolkit as dfl
 def command(checkpoint: Path, budget: int, train_size: int, epochs: int) -> list[str]:
     return [sys.executable, "-m", "dfl_toolkit", "search", "--strategy", "evolution", "--budget", str(budget),
             "--seed", "0", "--dataset", "mnist5k", "--image-size", "14", "--train-size", str(train_size),
-            "--epochs", str(epochs), "--channels", "8", "--checkpoint", str(checkpoint)]
+            "--epochs", str(epochs), "--batch-size", "32", "--lr", "0.05", "--channels", "8",
+            "--checkpoint", str(checkpoint)]
 
 
 def trials(path: Path) -> list[dict]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import nbformat
@@ -190,13 +189,13 @@ def test_cli_release_and_bad_folder(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("path", [RELEASE / s.name for s in SOURCES], ids=lambda p: p.stem)
-def test_student_copy_fails_only_at_exercises_with_not_implemented(path):
+def test_student_copy_fails_only_at_exercises_with_not_implemented(path, monkeypatch):
     """Run a released copy top to bottom: the only errors are the stubs' NotImplementedError (or, in a check
     cell, a name an unfinished exercise did not define)."""
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    os.environ.setdefault("DFL_QUICK", "1")
+    monkeypatch.setenv("DFL_QUICK", "1")  # the kernel inherits it
     NotebookClient(nb, timeout=300, allow_errors=True, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     errors = []

@@ -151,6 +151,26 @@ def test_failed_and_crashing_evaluations_are_recorded_not_raised():
     assert not result.best.failed and result.score(failed[0]) == float("-inf")
 
 
+class FailFirst(MatchTarget):
+    """Every evaluation fails until the n-th call (e.g. a table that lacks the first cells asked)."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.n = n
+
+    def __call__(self, arch, seed):
+        if self.n > 0:
+            self.n -= 1
+            return {"failed": True}
+        return super().__call__(arch, seed)
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_strategies_survive_a_run_of_failures_at_the_start(name):
+    result = search(SPACE, STRATEGIES[name](), FailFirst(15), budget=30, seed=0, progress=False)
+    assert sum(t.failed for t in result.trials) >= 14 and not result.best.failed
+
+
 def test_bad_inputs_get_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="budget is the number of evaluations"):
         search(SPACE, RandomSearch(), MatchTarget(), 0)

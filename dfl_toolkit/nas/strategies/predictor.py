@@ -53,6 +53,10 @@ class PredictorSearch:
     def _fit(self) -> None:
         pairs = [(a, s, self.prior_weight) for a, s in self.prior] + [(a, s, 1.0) for a, s in self.data]
         pairs = [(a, s, w) for a, s, w in pairs if s != float("-inf")]
+        self.fitted_on = len(self.data)
+        if len(pairs) < 2:  # every result so far failed: nothing to learn from yet
+            self.models = []
+            return
         x = torch.tensor([self.space.encode(a) for a, _, _ in pairs])
         y = torch.tensor([s for _, s, _ in pairs])
         w = torch.tensor([w for _, _, w in pairs])
@@ -68,7 +72,6 @@ class PredictorSearch:
                 (w * (model(x).squeeze(1) - y) ** 2).mean().backward()
                 opt.step()
             self.models.append(model)
-        self.fitted_on = len(self.data)
 
     def predict(self, archs: Sequence[Arch]) -> tuple[torch.Tensor, torch.Tensor]:
         """Ensemble mean and standard deviation of the predicted objective for ``archs``."""
@@ -82,6 +85,8 @@ class PredictorSearch:
             return self._fresh(lambda: self.space.sample(self.rng))
         if not self.models or len(self.data) - self.fitted_on >= self.refit_every:
             self._fit()
+        if not self.models:  # no successful evaluation yet: keep sampling at random
+            return self._fresh(lambda: self.space.sample(self.rng))
         best = sorted(self.data, key=lambda d: d[1], reverse=True)[:5] or sorted(self.prior, key=lambda d: d[1])[-5:]
         pool = [self.space.sample(self.rng) for _ in range(self.n_candidates // 2)]
         pool += [self.space.mutate(self.rng.choice(best)[0], self.rng) for _ in range(self.n_candidates // 2)]
