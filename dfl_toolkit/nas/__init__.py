@@ -16,5 +16,14 @@ __all__ = [
     "Benchmark", "CategoricalSpace", "CellSpace", "MacroSpace", "OptunaSampler", "PredictorSearch",
     "ProcessExecutor", "RandomSearch", "RegularizedEvolution", "Reinforce", "SearchResult", "SearchSpace",
     "SequentialExecutor", "Strategy", "TabularEvaluator", "TrainBudget", "TrainEvaluator", "Trial", "compound_scaling",
-    "count_flops", "count_params", "measure_latency", "search",
+    "count_flops", "count_params", "measure_latency", "plots", "search",
 ]
+
+
+def __getattr__(name: str):
+    """``nas.plots`` is imported on first use (matplotlib is slow to import)."""
+    if name == "plots":
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'dfl_toolkit.nas' has no attribute {name!r}")

@@ -1,0 +1,222 @@
+"""Figures for architecture search: a cell as a graph, search progress (also live), regret curves with
+intervals, Pareto fronts and DARTS architecture weights over epochs. Each function returns its Figure.
+
+Example:
+    >>> from dfl_toolkit.nas import plots
+    >>> plots.cell_diagram(("nor_conv_3x3", "skip_connect", "none", "nor_conv_1x1", "none", "avg_pool_3x3"))
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from ..errors import ShapeError
+from .darts import DartsResult
+from .objectives import pareto_front
+from .search import SearchResult
+from .spaces.cell import EDGES, OPS, CellSpace
+
+OP_COLORS = {"none": "#bbbbbb", "skip_connect": "#2ca02c", "nor_conv_1x1": "#1f77b4", "nor_conv_3x3": "#d62728",
+             "avg_pool_3x3": "#9467bd"}
+
+
+def _new_ax(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    if ax is not None:
+        return ax.figure, ax
+    fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return fig, ax
+
+
+def cell_diagram(arch: Sequence[str] | str, ax: Axes | None = None, title: str | None = None) -> Figure:
+    """Draw a NAS-Bench-201 cell: nodes 0 (input) to 3 (output), one arrow per edge, coloured by operation;
+    ``none`` edges are drawn dotted (they carry nothing).
+
+    Example:
+        >>> cell_diagram("|nor_conv_3x3~0|+|skip_connect~0|none~1|+|nor_conv_1x1~0|none~1|avg_pool_3x3~2|")
+    """
+    space = CellSpace()
+    arch = space.from_str(arch) if isinstance(arch, str) else space.validate(tuple(arch))
+    fig, ax = _new_ax(ax, (6, 2.6))
+    pos = {0: (0.0, 0.0), 1: (1.0, 0.0), 2: (2.0, 0.0), 3: (3.0, 0.0)}
+    for (j, i), op in zip(EDGES, arch, strict=True):
+        bend = 0.0 if j - i == 1 else 0.35 * (j - i - 1) * (1 if (i + j) % 2 else -1)
+        ax.annotate("", xy=pos[j], xytext=pos[i],
+                    arrowprops={"arrowstyle": "-|>", "color": OP_COLORS[op], "lw": 2.2,
+                                "ls": ":" if op == "none" else "-", "shrinkA": 14, "shrinkB": 14,
+                                "connectionstyle": f"arc3,rad={bend}"})
+        mid_x = (pos[i][0] + pos[j][0]) / 2
+        mid_y = -bend * (j - i) / 2 * 1.0
+        ax.text(mid_x, mid_y + (0.08 if bend == 0 else 0.0), op.replace("nor_", "").replace("_connect", ""),
+                ha="center", va="bottom" if mid_y >= 0 else "top", fontsize=8, color=OP_COLORS[op])
+    for n, (x, y) in pos.items():
+        ax.scatter([x], [y], s=500, color="white", edgecolor="black", zorder=3)
+        ax.text(x, y, str(n), ha="center", va="center", zorder=4, fontsize=11)
+    ax.set(xlim=(-0.4, 3.4), ylim=(-0.9, 0.9), xticks=[], yticks=[])
+    ax.set_aspect("equal")
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_title(title or "cell: node 0 = input, node 3 = output", fontsize=10)
+    return fig
+
+
+def search_progress(results: SearchResult | Mapping[str, SearchResult], metric: str | None = None,
+                    ax: Axes | None = None, title: str | None = None) -> Figure:
+    """Each evaluation's score (dots) and the best so far (line) against the number of evaluations, for one
+    search or several (a legend entry each). Failed evaluations are left out of the dots.
+
+    Example:
+        >>> search_progress({"random": random_result, "evolution": evo_result}, metric="val_acc")
+    """
+    if isinstance(results, SearchResult):
+        results = {results.config.get("strategy", "search"): results}
+    fig, ax = _new_ax(ax, (7, 4))
+    for name, result in results.items():
+        metric_name = metric or result.objective
+        scores = np.array([result.score(t, metric_name) for t in result.trials], dtype=float)
+        x = np.arange(1, len(scores) + 1)
+        ok = np.isfinite(scores)
+        (line,) = ax.plot(x, result.incumbent(metric_name), lw=2, label=f"{name}: best so far")
+        ax.scatter(x[ok], scores[ok], s=10, alpha=0.35, color=line.get_color())
+    ax.set(xlabel="architectures evaluated", ylabel=metric or "objective", title=title or "search progress")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def regret(curves: Mapping[str, Any], xlabel: str = "architectures evaluated", ylabel: str = "regret",
+           ax: Axes | None = None, logx: bool = True, logy: bool = False, title: str | None = None) -> Figure:
+    """Mean regret over runs with its 95% confidence band, one line per strategy.
+
+    ``curves[name]`` is an array (runs x budget) of regret after each evaluation (best value minus the
+    incumbent's), e.g. from many seeds of :func:`~dfl_toolkit.nas.search`.
+
+    Example:
+        >>> regret({"random": np.array(random_runs), "evolution": np.array(evo_runs)})
+    """
+    fig, ax = _new_ax(ax, (7, 4))
+    for name, runs in curves.items():
+        r = np.asarray(runs, dtype=float)
+        if r.ndim != 2 or r.shape[0] < 1:
+            raise ShapeError(f"curves[{name!r}] must be 2-D (runs x budget), got shape {r.shape}")
+        x = np.arange(1, r.shape[1] + 1)
+        mean = r.mean(0)
+        half = 1.96 * r.std(0, ddof=1) / np.sqrt(len(r)) if len(r) > 1 else np.zeros_like(mean)
+        (line,) = ax.plot(x, mean, label=f"{name} ({len(r)} runs)")
+        ax.fill_between(x, mean - half, mean + half, color=line.get_color(), alpha=0.2, lw=0)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title or "mean regret, band = 95% interval")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def pareto(x: Sequence[float], y: Sequence[float], xlabel: str = "parameters", ylabel: str = "accuracy",
+           maximize: tuple[bool, bool] = (False, True), logx: bool = True, ax: Axes | None = None,
+           title: str | None = None) -> Figure:
+    """Every architecture as a grey dot and the Pareto front (no other point is better in both) as a line.
+
+    Example:
+        >>> pareto(bench.metric("params"), bench.metric("test_acc"))
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ShapeError(f"x and y must be 1-D of the same length, got {x.shape} and {y.shape}")
+    front = pareto_front(np.stack([x, y], 1).tolist(), maximize)
+    front = sorted(front, key=lambda i: x[i])
+    fig, ax = _new_ax(ax, (6, 4))
+    ax.scatter(x, y, s=6, color="grey", alpha=0.3, label=f"{len(x)} architectures")
+    ax.plot(x[front], y[front], "o-", color="C3", ms=4, label=f"Pareto front ({len(front)})")
+    if logx:
+        ax.set_xscale("log")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title or "trade-off and Pareto front")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def alphas(result: DartsResult, title: str | None = None) -> Figure:
+    """DARTS architecture weights (softmax over the 5 operations) on each of the 6 edges, per epoch:
+    the skip-connection collapse shows as the green line taking over.
+
+    Example:
+        >>> alphas(darts_search(data, epochs=20))
+    """
+    a = np.asarray(result.alphas, dtype=float)  # epochs+1 x edges x ops
+    if a.ndim != 3 or a.shape[1:] != (len(EDGES), len(OPS)):
+        raise ShapeError(f"result.alphas must be (epochs+1, {len(EDGES)}, {len(OPS)}), got {a.shape}")
+    fig, axes = plt.subplots(2, 3, figsize=(11, 5.5), sharex=True, sharey=True, layout="constrained")
+    epochs = np.arange(a.shape[0])
+    for e, ax in enumerate(axes.flat):
+        for k, op in enumerate(OPS):
+            ax.plot(epochs, a[:, e, k], color=OP_COLORS[op], lw=2, label=op)
+        j, i = EDGES[e]
+        ax.set_title(f"edge {i} -> {j}: {result.arch[e]}", fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in axes[1]:
+        ax.set_xlabel("epoch")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("softmax(alpha)")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(title or f"{result.mode}: architecture weights per edge (title: the derived operation)")
+    return fig
+
+
+class LiveProgress:
+    """A ``search(..., callbacks=[live])`` callback that redraws :func:`search_progress` while the search runs.
+
+    In a notebook kernel the figure is updated in place every ``every`` evaluations; elsewhere, or with
+    ``DFL_STATIC_WIDGETS=1`` (static renderings, CI), nothing is drawn during the search and
+    :meth:`figure` gives the final plot.
+
+    Example:
+        >>> live = LiveProgress(metric="val_acc")
+        >>> result = search(space, RegularizedEvolution(), evaluator, 100, callbacks=[live])
+        >>> live.figure()
+    """
+
+    def __init__(self, metric: str | None = None, every: int = 5, title: str | None = None):
+        self.metric, self.every, self.title = metric, max(1, every), title
+        self.result: SearchResult | None = None
+        self._handle = None
+        self._drawn = 0
+        self.live = _in_kernel() and os.environ.get("DFL_STATIC_WIDGETS", "") != "1"
+
+    def __call__(self, result: SearchResult) -> None:
+        self.result = result
+        n = len(result.trials)
+        if not self.live or n - self._drawn < self.every:
+            return
+        self._drawn = n
+        from IPython.display import display
+
+        fig = search_progress(result, self.metric, title=self.title)
+        if self._handle is None:
+            self._handle = display(fig, display_id=True)
+        else:
+            self._handle.update(fig)
+        plt.close(fig)
+
+    def figure(self) -> Figure:
+        """The progress figure of the search so far (the final one once the search has returned)."""
+        if self.result is None:
+            raise RuntimeError("no search has called this LiveProgress yet; pass it as search(..., callbacks=[it])")
+        return search_progress(self.result, self.metric, title=self.title)
+
+
+def _in_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
