@@ -161,3 +161,56 @@ def attention_explorer(model: nn.Module, ids: torch.Tensor, tokens: Sequence[Seq
         return viz.attention(att[int(head.split()[1])], tokens=words)
 
     return _explore(render, {"sentence": range(len(ids)), "layer": range(len(maps)), "head": heads}, static)
+
+
+def search_runner(space: Any, evaluator: Callable[..., dict[str, Any]], strategies: dict[str, Callable[[], Any]],
+                  *, budgets: Sequence[int] = (20, 50, 100, 200), metric: str | None = None,
+                  static: bool | None = None) -> Any:
+    """Choose a strategy, a budget and a seed, press *Run*, and watch the search progress live.
+
+    ``strategies`` maps a name to a function that makes a fresh strategy. Without widgets (or with
+    ``static=True``) the first strategy runs once with the first budget and seed 0, and the progress
+    Figure is returned. The last finished search is kept in ``box.result`` for further analysis.
+
+    Example:
+        >>> search_runner(CellSpace(), TabularEvaluator(bench), {"random": RandomSearch,
+        ...               "evolution": RegularizedEvolution}, budgets=(50, 100))
+    """
+    from .nas import search
+    from .nas.plots import LiveProgress, search_progress
+
+    if not strategies or not budgets:
+        raise ValueError("search_runner needs at least one strategy and one budget")
+    names = list(strategies)
+
+    def run(name: str, budget: int, seed: int, live: LiveProgress | None = None) -> Any:
+        callbacks = [live] if live is not None else []
+        return search(space, strategies[name](), evaluator, budget, seed=seed, progress=False, callbacks=callbacks)
+
+    if static or (static is None and not widgets_available()):
+        result = run(names[0], budgets[0], 0)
+        return search_progress({names[0]: result}, metric, title=f"{names[0]}, {budgets[0]} evaluations, seed 0")
+
+    import ipywidgets as w
+
+    strategy = w.Dropdown(options=names, value=names[0], description="strategy")
+    budget = w.Dropdown(options=list(budgets), value=budgets[0], description="budget")
+    seed = w.BoundedIntText(value=0, min=0, max=10**6, description="seed")
+    button = w.Button(description="Run", button_style="primary")
+    out = w.Output()
+    box = w.VBox([w.HBox([strategy, budget, seed, button]), out])
+    box.result = None
+
+    def on_click(_button: Any = None) -> None:
+        out.clear_output()
+        with out:
+            title = f"{strategy.value}, {budget.value} evaluations, seed {seed.value}"
+            live = LiveProgress(metric=metric, every=max(1, budget.value // 20), title=title)
+            box.result = run(strategy.value, budget.value, seed.value, live)
+            live.draw()  # the final state, whatever the update interval
+            best = box.result.best
+            print(f"best: {best.arch}  {box.result.objective} = {box.result.score(best):.4f}")
+
+    button.on_click(on_click)
+    box.run = on_click  # for tests and for running it from code
+    return box

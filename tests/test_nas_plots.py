@@ -75,3 +75,24 @@ def test_alphas_six_panels_five_ops():
     assert fig.axes[0].get_title().endswith("nor_conv_3x3")
     with pytest.raises(ShapeError):
         plots.alphas(DartsResult("darts", ARCH, alphas=[[0.5, 0.5]]))
+
+
+def test_live_progress_updates_one_figure_in_place_in_a_kernel():
+    import nbformat
+    from nbclient import NotebookClient
+
+    code = """import matplotlib
+matplotlib.use("module://matplotlib_inline.backend_inline")
+from dfl_toolkit.nas import CellSpace, RandomSearch, plots, search
+live = plots.LiveProgress(every=4)
+result = search(CellSpace(), RandomSearch(), lambda a, s: {"val_acc": a.count("skip_connect") / 6}, 12,
+                progress=False, callbacks=[live])
+live.draw()
+print(live.live, len(result.trials))"""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(code)]
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    outputs = nb.cells[0].outputs
+    images = [o for o in outputs if o.output_type == "display_data" and "image/png" in o.get("data", {})]
+    assert len(images) == 1  # one figure, redrawn in place (update_display_data), not 4 copies
+    assert "True 12" in "".join(o.get("text", "") for o in outputs if o.output_type == "stream")

@@ -61,3 +61,25 @@ def test_gradcam_is_offered_only_with_a_layer(model_and_images):
 def test_static_switch_by_environment(model_and_images, monkeypatch):
     monkeypatch.setenv("DFL_STATIC_WIDGETS", "1")
     assert not widgets.widgets_available()
+
+
+def test_search_runner_static_figure_and_widget_run():
+    from dfl_toolkit.nas import CellSpace, RandomSearch, RegularizedEvolution
+
+    def score(arch, seed):
+        v = sum(op == "nor_conv_3x3" for op in arch) / 6
+        return {"val_acc": v, "test_acc": v, "cost": 1.0}
+
+    strategies = {"random": RandomSearch, "evolution": RegularizedEvolution}
+    fig = widgets.search_runner(CellSpace(), score, strategies, budgets=(15,))
+    assert isinstance(fig, Figure) and fig.axes[0].get_title() == "random, 15 evaluations, seed 0"
+    box = widgets.search_runner(CellSpace(), score, strategies, budgets=(12, 30), static=False)
+    strategy, budget, seed, button = box.children[0].children
+    assert list(strategy.options) == ["random", "evolution"] and list(budget.options) == [12, 30]
+    strategy.value, seed.value = "evolution", 3
+    box.run()
+    assert len(box.result.trials) == 12 and box.result.config["strategy"] == "evolution"
+    assert box.result.config["seed"] == 3
+    with pytest.raises(ValueError, match="at least one strategy"):
+        widgets.search_runner(CellSpace(), score, {})
+    plt.close("all")

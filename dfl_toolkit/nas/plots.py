@@ -193,13 +193,17 @@ class LiveProgress:
 
     def __call__(self, result: SearchResult) -> None:
         self.result = result
-        n = len(result.trials)
-        if not self.live or n - self._drawn < self.every:
+        if len(result.trials) - self._drawn >= self.every:
+            self.draw()
+
+    def draw(self) -> None:
+        """Redraw now (in a kernel); call it once more after the search for the final state."""
+        if not self.live or self.result is None:
             return
-        self._drawn = n
+        self._drawn = len(self.result.trials)
         from IPython.display import display
 
-        fig = search_progress(result, self.metric, title=self.title)
+        fig = search_progress(self.result, self.metric, title=self.title)
         if self._handle is None:
             self._handle = display(fig, display_id=True)
         else:
