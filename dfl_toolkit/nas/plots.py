@@ -189,7 +189,7 @@ class LiveProgress:
         self.result: SearchResult | None = None
         self._handle = None
         self._drawn = 0
-        self.live = _in_kernel() and os.environ.get("DFL_STATIC_WIDGETS", "") != "1"
+        self.live = _in_kernel() and os.environ.get("DFL_STATIC_WIDGETS", "") in ("", "0")
 
     def __call__(self, result: SearchResult) -> None:
         self.result = result
