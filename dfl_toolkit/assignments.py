@@ -19,6 +19,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nbformat
 
@@ -134,18 +135,19 @@ def grading_notebook(submitted: nbformat.NotebookNode, source_nb: nbformat.Noteb
     check, and checks the student deleted are appended at the end."""
     public = [c for c in source_nb.cells if c.cell_type == "code" and (k := parse_check(c.source)) and not k.hidden]
     hidden = [c for c in source_nb.cells if c.cell_type == "code" and (k := parse_check(c.source)) and k.hidden]
-    by_header = {c.source.split("\n", 1)[0].strip(): c for c in public}
-    cells, used = [], set()
+    pending: dict[str, list[Any]] = {}  # header -> the source's checks with that header, in order
+    for c in public:
+        pending.setdefault(c.source.split("\n", 1)[0].strip(), []).append(c)
+    cells = []
     for cell in submitted.cells:
         header = cell.source.split("\n", 1)[0].strip() if cell.cell_type == "code" else None
-        if header in by_header and header not in used:
-            cells.append(nbformat.v4.new_code_cell(by_header[header].source))
-            used.add(header)
+        if header is not None and pending.get(header):
+            cells.append(nbformat.v4.new_code_cell(pending[header].pop(0).source))  # n-th match = n-th check
         elif cell.cell_type == "code" and parse_check(cell.source):
             continue  # a check the source does not have (edited or invented): not graded
         else:
             cells.append(cell)
-    cells += [nbformat.v4.new_code_cell(c.source) for h, c in by_header.items() if h not in used]
+    cells += [nbformat.v4.new_code_cell(c.source) for left in pending.values() for c in left]  # deleted ones
     for cell in hidden:
         q = parse_check(cell.source).question
         last = max((i for i, c in enumerate(cells) if c.cell_type == "code" and (k := parse_check(c.source))

@@ -33,6 +33,8 @@ HIDDEN_Q1 = '''# HIDDEN CHECK q1 (1 point)
 assert double(-1.5) == -3.0, "a negative number"'''
 CHECK_Q2 = '''# CHECK q2 (1 point)
 assert total(4) == 6, "Hint: 0 + 1 + 2 + 3"'''
+CHECK_Q2_AGAIN = '''# CHECK q2 (1 point)
+assert total(1) == 0, "Hint: an empty sum is 0"'''  # same header as the one before: both must be graded
 
 
 def notebook(*cells: str) -> nbformat.NotebookNode:
@@ -43,7 +45,7 @@ def notebook(*cells: str) -> nbformat.NotebookNode:
     return nb
 
 
-SOURCE = notebook("import math", DOUBLE, CHECK_Q1, HIDDEN_Q1, TOTAL, CHECK_Q2)
+SOURCE = notebook("import math", DOUBLE, CHECK_Q1, HIDDEN_Q1, TOTAL, CHECK_Q2, CHECK_Q2_AGAIN)
 
 
 def test_stub_keeps_indentation_and_hint():
@@ -68,9 +70,9 @@ def test_student_copy_hides_solutions_and_hidden_checks():
     assert "return 2 * x" not in text and "sum(range(n))" not in text
     assert "HIDDEN CHECK" not in text and "negative" not in text
     assert "# CHECK q1 (2 points)" in text and "# CHECK q2 (1 point)" in text
-    assert copy.metadata["dfl_assignment"] == {"name": "tiny", "questions": {"q1": 3.0, "q2": 1.0}}
+    assert copy.metadata["dfl_assignment"] == {"name": "tiny", "questions": {"q1": 3.0, "q2": 2.0}}
     assert all(not c.get("outputs") for c in copy.cells if c.cell_type == "code")
-    assert questions(SOURCE) == {"q1": 3.0, "q2": 1.0}
+    assert questions(SOURCE) == {"q1": 3.0, "q2": 2.0}
 
 
 def test_a_source_without_checks_is_refused():
@@ -143,7 +145,7 @@ def graded(tmp_path_factory):
 
 def test_correct_submission_scores_full_marks(graded):
     grades, _ = graded
-    assert grades["alice"].scores == {"q1": 3.0, "q2": 1.0}
+    assert grades["alice"].scores == {"q1": 3.0, "q2": 2.0}
 
 
 def test_stub_scores_zero_on_its_questions(graded):
@@ -154,7 +156,7 @@ def test_stub_scores_zero_on_its_questions(graded):
 
 def test_wrong_answer_fails_its_check_with_the_hint_even_if_the_check_was_edited(graded):
     grades, out = graded
-    assert grades["carol"].scores == {"q1": 0.0, "q2": 1.0}
+    assert grades["carol"].scores == {"q1": 0.0, "q2": 2.0}
     feedback = (out / "feedback" / "carol_tiny.md").read_text()
     assert "Hint: 2 * 3 = 6" in feedback and "FAILED" in feedback
 
@@ -167,7 +169,7 @@ def test_endless_loop_is_cut_at_the_time_limit(graded):
 
 def test_syntax_error_costs_only_its_question(graded):
     grades, _ = graded
-    assert grades["erin"].scores == {"q1": 0.0, "q2": 1.0}
+    assert grades["erin"].scores == {"q1": 0.0, "q2": 2.0}
 
 
 def test_unreadable_notebook_scores_zero_and_the_batch_goes_on(graded):
@@ -176,7 +178,7 @@ def test_unreadable_notebook_scores_zero_and_the_batch_goes_on(graded):
     assert "could not be read" in (out / "feedback" / "frank_tiny.md").read_text()
     rows = list(csv.DictReader(open(out / "grades.csv")))
     assert [r["student"] for r in rows] == ["alice", "bob", "carol", "dave", "erin", "frank"]
-    assert rows[0]["total"] == "4.0" and rows[0]["max"] == "4.0" and rows[1]["total"] == "0.0"
+    assert rows[0]["total"] == "5.0" and rows[0]["max"] == "5.0" and rows[1]["total"] == "0.0"
 
 
 def test_cli_release_and_bad_folder(tmp_path, capsys):
