@@ -69,9 +69,10 @@ def _bench_pack(args: argparse.Namespace) -> int:
     from .nas.benchmark.table import Benchmark, pack
 
     dest = pack(args.build_dir, args.dest, note=args.note)
-    meta = Benchmark.load(dest).meta
-    print(f"wrote {dest}: {meta['cells']} of {meta['unique_cells']} cells, seeds {meta['seeds']}, "
-          f"complete={meta['complete']}")
+    bench = Benchmark.load(dest)
+    meta = bench.meta
+    print(f"wrote {dest}: {meta['cells']} of {meta['unique_cells']} cells, seeds {meta['seeds']} "
+          f"(every cell has {bench.seeds}), complete={meta['complete']}")
     return 0
 
 

@@ -76,6 +76,24 @@ def test_pack_load_query_and_evaluate(built, tmp_path):
         bench.metric("accuracy")
 
 
+def test_a_partly_built_seed_is_left_out_of_means_but_counts_for_noise(built, tmp_path):
+    partial = tmp_path / "partial"
+    shutil.copytree(built, partial)
+    rows = read_results(partial / RESULTS)
+    dropped = SPACE.to_str(unique_cells()[2])  # seed 1 not built yet for this cell
+    (partial / RESULTS).write_text("".join(json.dumps(r) + "\n" for r in rows
+                                           if not (r["arch"] == dropped and r["seed"] == 1)))
+    bench = Benchmark.load(pack(partial, tmp_path / "p.json.gz"))
+    assert bench.meta["seeds"] == [0, 1] and bench.seeds == [0]
+    for arch in unique_cells()[:3]:
+        assert bench.query(arch) == bench.query(arch, seed=0)
+    assert list(bench.metric("val_acc")) == list(bench.metric("val_acc", seed=0))
+    ev = TabularEvaluator(bench)
+    assert ev(unique_cells()[2], seed=1)["val_acc"] == bench.query(unique_cells()[2], seed=0)["val_acc"]
+    noise_rows = [r for r in bench.rows if "1" in r["test_acc"]]
+    assert len(noise_rows) == 2 and bench.seed_noise() >= 0
+
+
 def test_isomorphic_cells_query_the_same_row(built, tmp_path):
     bench = Benchmark.load(pack(built, tmp_path / "t.json.gz"))
     arch = unique_cells()[0]

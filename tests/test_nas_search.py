@@ -88,6 +88,20 @@ def test_reinforce_policy_concentrates_on_the_target():
     assert len(strategy.history) == 200
 
 
+def test_reinforce_baseline_turns_a_constant_reward_into_no_signal():
+    import random
+
+    arch = SPACE.sample(random.Random(0))
+    moved = {}
+    for use_baseline in (True, False):
+        strategy = Reinforce(entropy_weight=0.0, use_baseline=use_baseline)
+        strategy.setup(SPACE, "val_acc", random.Random(0))
+        for _ in range(3):  # every sample earns the same reward: nothing to learn
+            strategy.tell(arch, {"val_acc": 0.9})
+        moved[use_baseline] = (strategy.probabilities() - 0.2).abs().max().item()
+    assert moved[True] < 1e-6 < 0.05 < moved[False]  # without a baseline, whatever was sampled is reinforced
+
+
 def test_aging_evolution_removes_the_oldest_not_the_worst():
     import random
 

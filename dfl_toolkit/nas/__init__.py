@@ -1,5 +1,6 @@
 """Neural architecture search: search spaces, one search loop, strategies, evaluators, a benchmark."""
 
+from .analysis import expected_best_of_n, mean_interval, spearman
 from .benchmark.table import Benchmark
 from .evaluators import TabularEvaluator, TrainBudget, TrainEvaluator, count_flops, count_params, measure_latency
 from .search import ProcessExecutor, SearchResult, SequentialExecutor, Strategy, Trial, search
@@ -10,13 +11,15 @@ from .strategies import (
     RandomSearch,
     RegularizedEvolution,
     Reinforce,
+    fitness,
 )
 
 __all__ = [
     "Benchmark", "CategoricalSpace", "CellSpace", "MacroSpace", "OptunaSampler", "PredictorSearch",
     "ProcessExecutor", "RandomSearch", "RegularizedEvolution", "Reinforce", "SearchResult", "SearchSpace",
     "SequentialExecutor", "Strategy", "TabularEvaluator", "TrainBudget", "TrainEvaluator", "Trial", "compound_scaling",
-    "count_flops", "count_params", "measure_latency", "plots", "search",
+    "count_flops", "count_params", "expected_best_of_n", "fitness", "mean_interval", "measure_latency", "plots",
+    "search", "spearman",
 ]
 
 

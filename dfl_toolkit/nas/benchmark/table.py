@@ -23,6 +23,7 @@ from ...errors import DFLError
 from ..spaces.cell import CellArch, CellSpace
 from .build import CONFIG, RESULTS, read_results, unique_cells
 
+DEFAULT_TABLE = "nb201_mnist14.json.gz"  # the table the toolkit ships in data/
 PER_SEED = ("train_acc", "val_acc", "test_acc", "train_time", "failed")
 PER_CELL = ("params", "flops", "latency")
 
@@ -71,7 +72,7 @@ class Benchmark:
     """A packed benchmark table with a query API.
 
     Example:
-        >>> bench = Benchmark.load("data/nb201_mnist14.json.gz")
+        >>> bench = Benchmark.load()                    # the shipped table, data/nb201_mnist14.json.gz
         >>> bench.query(("nor_conv_3x3",) * 6)
         {'params': ..., 'flops': ..., 'latency': ..., 'val_acc': ..., 'test_acc': ..., ...}
     """
@@ -79,14 +80,25 @@ class Benchmark:
     def __init__(self, meta: dict[str, Any], rows: list[dict[str, Any]]):
         self.meta, self.rows = meta, rows
         self.space = CellSpace()
+        # The seeds every row has. Means are taken over these only, so that while a later seed is still
+        # being built, every cell's mean is over the same seeds and the cells stay comparable.
+        self.seeds: list[int] = [s for s in meta["seeds"] if all(str(s) in r["val_acc"] for r in rows)]
+        if not self.seeds:
+            raise DFLError(f"no seed is complete in this table (seeds {meta['seeds']}); pack it again when "
+                           "one seed has every cell")
         self._index = {self.space.canonical(self.space.from_str(r["arch"])): i for i, r in enumerate(rows)}
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Benchmark:
-        """Read a table written by :func:`pack`, checking its checksum."""
-        path = Path(path)
+    def load(cls, path: str | os.PathLike | None = None) -> Benchmark:
+        """Read a table written by :func:`pack`, checking its checksum; by default the shipped one
+        (``data/nb201_mnist14.json.gz`` in the repository, or in ``DFL_DATA_DIR``)."""
+        from ...runtime import data_dir
+
+        path = Path(path) if path is not None else data_dir() / DEFAULT_TABLE
         if not path.is_file():
-            raise DFLError(f"no benchmark table at {path}; build one with `python -m dfl_toolkit benchmark build`")
+            raise DFLError(f"no benchmark table at {path}. The repository ships {DEFAULT_TABLE} in data/: run from "
+                           "a clone of it, or copy the file into DFL_DATA_DIR; or build one with "
+                           "`python -m dfl_toolkit benchmark build`")
         try:
             with gzip.open(path, "rt") as f:
                 data = json.load(f)
@@ -110,9 +122,9 @@ class Benchmark:
         return self.rows[i]
 
     def query(self, arch: CellArch | str, seed: int | None = None) -> dict[str, Any]:
-        """Metrics of ``arch``: one seed's, or the mean over seeds when ``seed`` is None."""
+        """Metrics of ``arch``: one seed's, or the mean over :attr:`seeds` when ``seed`` is None."""
         row = self.row(arch)
-        seeds = list(row["val_acc"]) if seed is None else [str(seed)]
+        seeds = [str(s) for s in self.seeds] if seed is None else [str(seed)]
         if seeds[0] not in row["val_acc"]:
             raise KeyError(f"seed {seed} not in this table; seeds: {', '.join(row['val_acc'])}")
         out: dict[str, Any] = {k: row[k] for k in PER_CELL}
@@ -122,14 +134,15 @@ class Benchmark:
         return out
 
     def metric(self, name: str, seed: int | None = None) -> np.ndarray:
-        """One metric for every row, in row order (mean over seeds by default)."""
+        """One metric for every row, in row order (mean over :attr:`seeds` by default)."""
         if name in PER_CELL:
             return np.array([r[name] for r in self.rows], dtype=float)
         if name not in PER_SEED:
             raise KeyError(f"unknown metric {name!r}; accepted: {', '.join(PER_CELL + PER_SEED[:-1])}")
         if seed is not None:
             return np.array([r[name][str(seed)] for r in self.rows], dtype=float)
-        return np.array([statistics.fmean(r[name].values()) for r in self.rows], dtype=float)
+        seeds = [str(s) for s in self.seeds]
+        return np.array([statistics.fmean(r[name][s] for s in seeds) for r in self.rows], dtype=float)
 
     def full_space(self, name: str = "test_acc") -> np.ndarray:
         """One metric for each of the 15,625 cells (isomorphic cells share their class's value):
@@ -145,7 +158,8 @@ class Benchmark:
         return [self.space.from_str(r["arch"]) for r in self.rows]
 
     def seed_noise(self, metric: str = "test_acc", seeds: Iterable[int] | None = None) -> float:
-        """Seed-to-seed standard deviation of one cell's accuracy, pooled over all cells."""
+        """Seed-to-seed standard deviation of one cell's accuracy, pooled over the cells that have every
+        one of ``seeds`` (all the table's seeds by default)."""
         seeds = [str(s) for s in (seeds or self.meta["seeds"])]
         values = np.array([[r[metric][s] for s in seeds] for r in self.rows if all(s in r[metric] for s in seeds)])
         if values.shape[1] < 2:

@@ -13,8 +13,8 @@ if TYPE_CHECKING:
 
 class TabularEvaluator:
     """``evaluator(arch, seed)`` returns one training seed's recorded metrics, chosen from ``seed``
-    (as if the architecture had been trained once with that seed), plus ``mean_test_acc`` over all
-    seeds for honest reporting, and ``cost`` = the recorded training time.
+    (as if the architecture had been trained once with that seed), plus ``mean_test_acc`` over the
+    table's complete seeds for honest reporting, and ``cost`` = the recorded training time.
 
     Example:
         >>> ev = TabularEvaluator(Benchmark.load(path))
@@ -23,7 +23,7 @@ class TabularEvaluator:
 
     def __init__(self, bench: Benchmark):
         self.bench = bench
-        self.seeds = list(bench.meta["seeds"])
+        self.seeds = list(bench.seeds)
 
     def __call__(self, arch: Arch, seed: int = 0) -> dict[str, Any]:
         one = self.bench.query(arch, seed=self.seeds[seed % len(self.seeds)])

@@ -36,8 +36,10 @@ class Reinforce:
 
     name = "reinforce"
 
-    def __init__(self, lr: float = 0.1, baseline_momentum: float = 0.9, entropy_weight: float = 1e-4):
+    def __init__(self, lr: float = 0.1, baseline_momentum: float = 0.9, entropy_weight: float = 1e-4,
+                 use_baseline: bool = True):
         self.lr, self.momentum, self.entropy_weight = lr, baseline_momentum, entropy_weight
+        self.use_baseline = use_baseline  # False: plain REINFORCE, R instead of R - b (for comparison)
 
     def setup(self, space: SearchSpace, objective: str, rng: random.Random) -> None:
         self.space, self.objective = space, objective
@@ -69,11 +71,13 @@ class Reinforce:
         self.baseline = reward if b is None else self.momentum * b + (1 - self.momentum) * reward
         dist = self.distribution()
         log_prob = dist.log_prob(torch.tensor(self.space.index(arch))).sum()
-        loss = -(reward - self.baseline) * log_prob - self.entropy_weight * dist.entropy().sum()
+        advantage = reward - self.baseline if self.use_baseline else reward
+        loss = -advantage * log_prob - self.entropy_weight * dist.entropy().sum()
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
         self.history.append(self.probabilities())
 
     def config(self) -> dict[str, Any]:
-        return {"lr": self.lr, "baseline_momentum": self.momentum, "entropy_weight": self.entropy_weight}
+        return {"lr": self.lr, "baseline_momentum": self.momentum, "entropy_weight": self.entropy_weight,
+                "use_baseline": self.use_baseline}
