@@ -94,6 +94,21 @@ def test_a_partly_built_seed_is_left_out_of_means_but_counts_for_noise(built, tm
     assert len(noise_rows) == 2 and bench.seed_noise() >= 0
 
 
+def test_a_table_loads_by_name_from_the_data_folder(built, tmp_path, monkeypatch):
+    monkeypatch.setenv("DFL_DATA_DIR", str(tmp_path))
+    pack(built, tmp_path / "my_table.json.gz")
+    assert len(Benchmark.load("my_table")) == 3
+    with pytest.raises(DFLError, match="no benchmark table"):
+        Benchmark.load("no_such_table")
+
+
+def test_the_shipped_tables_are_whole_and_intact():
+    bench = Benchmark.load()  # data/nb201_mnist14.json.gz, checksum checked on load
+    assert len(bench) == 6466 and bench.meta["unique_cells"] == 6466 and 0 in bench.seeds
+    assert bench.meta["budget"]["dataset"] == "mnist5k" and bench.full_space().shape == (15625,)
+    assert len(Benchmark.load("nb201_digits")) == 500
+
+
 def test_isomorphic_cells_query_the_same_row(built, tmp_path):
     bench = Benchmark.load(pack(built, tmp_path / "t.json.gz"))
     arch = unique_cells()[0]

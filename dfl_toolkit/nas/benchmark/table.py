@@ -68,6 +68,19 @@ def pack(build_dir: str | os.PathLike, dest: str | os.PathLike, note: str = "") 
     return dest
 
 
+def _find_table(path: str | os.PathLike | None) -> Path:
+    """A file as given, or a table's name looked up in ``DFL_DATA_DIR`` (or the cache), then in the
+    repository's ``data/`` folder."""
+    from ...runtime import data_dir
+
+    if path is not None and (Path(path).is_file() or Path(path).parent != Path(".")):
+        return Path(path)
+    name = DEFAULT_TABLE if path is None else str(path)
+    name = name if name.endswith(".json.gz") else name + ".json.gz"
+    places = [data_dir() / name, Path(__file__).resolve().parents[3] / "data" / name]
+    return next((p for p in places if p.is_file()), places[0])
+
+
 class Benchmark:
     """A packed benchmark table with a query API.
 
@@ -90,11 +103,9 @@ class Benchmark:
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None) -> Benchmark:
-        """Read a table written by :func:`pack`, checking its checksum; by default the shipped one
-        (``data/nb201_mnist14.json.gz`` in the repository, or in ``DFL_DATA_DIR``)."""
-        from ...runtime import data_dir
-
-        path = Path(path) if path is not None else data_dir() / DEFAULT_TABLE
+        """Read a table written by :func:`pack`, checking its checksum. ``path`` is a file, or the name of a
+        shipped table (``"nb201_digits"``); by default the toolkit's benchmark, ``nb201_mnist14``."""
+        path = _find_table(path)
         if not path.is_file():
             raise DFLError(f"no benchmark table at {path}. The repository ships {DEFAULT_TABLE} in data/: run from "
                            "a clone of it, or copy the file into DFL_DATA_DIR; or build one with "
