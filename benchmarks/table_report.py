@@ -33,8 +33,9 @@ def main() -> None:
     failed = np.array([any(r["failed"].values()) for r in bench.rows])
     q = {p: float(np.quantile(acc, p / 100)) for p in (50, 90, 99)}
     best = float(acc.max())
-    two = [r for r in bench.rows if all(str(s) in r[m] for s in meta["seeds"][:2])]
-    pairs = np.array([[r[m][str(s)] for s in meta["seeds"][:2]] for r in two]) if len(meta["seeds"]) > 1 else None
+    first_two = [str(s) for s in meta["seeds"][:2]]
+    pairs = (np.array([[r[m][s] for s in first_two] for r in bench.rows if all(s in r[m] for s in first_two)])
+             if len(first_two) == 2 else None)
     print(f"table {args.table}: {meta['cells']} of {meta['unique_cells']} cells, seeds {meta['seeds']} "
           f"(complete: {bench.seeds}), budget {meta['budget']['epochs']} epochs on {meta['budget']['dataset']}")
     print(f"{m} over seeds {bench.seeds}: best {best:.4f}, 99th pct {q[99]:.4f}, 90th pct {q[90]:.4f}, "
@@ -42,7 +43,7 @@ def main() -> None:
     report = {"table": args.table, "metric": m, "cells": meta["cells"], "seeds": meta["seeds"],
               "complete_seeds": bench.seeds, "best": best, "quantiles": q, "failed": int(failed.sum())}
     if pairs is not None and len(pairs) > 1:
-        sd = float(np.sqrt(pairs.var(axis=1, ddof=1).mean()))
+        sd = bench.seed_noise(m, seeds=meta["seeds"][:2])
         top = pairs.mean(1) >= np.quantile(pairs.mean(1), 0.9)
         sd_top = float(np.sqrt(pairs[top].var(axis=1, ddof=1).mean()))
         rho_all = spearman(pairs[:, 0], pairs[:, 1])
