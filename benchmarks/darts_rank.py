@@ -6,6 +6,10 @@ partial table does not hold it yet, trains it with the table's budget for the ta
 rank is the fraction of table cells with a higher mean test accuracy (top 5% = 0.05).
 
     python benchmarks/darts_rank.py --table data/nb201_mnist14.json.gz [--epochs 50] [--modes darts gdas darts-]
+    python benchmarks/darts_rank.py --table data/nb201_mnist14.json.gz --rerank   # same searches, newer table
+
+``--rerank`` keeps the derived cells of the last report (the searches do not depend on the table) and
+looks them up again, e.g. once the table is complete.
 """
 
 from __future__ import annotations
@@ -41,9 +45,14 @@ def main() -> None:
     parser.add_argument("--table", required=True)
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--alpha-lr", type=float, default=3e-3)
+    parser.add_argument("--warmup", type=int, default=0, help="epochs that train only the weights (0: plain)")
     parser.add_argument("--modes", nargs="+", default=["darts", "gdas", "darts-"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rerank", action="store_true", help="look up the last report's cells in --table again")
     args = parser.parse_args()
+    if args.rerank:
+        rerank(args.table, OUT / f"darts_rank_seed{args.seed}.json")
+        return
     torch.set_num_threads(1)
     bench = Benchmark.load(args.table)
     b = bench.meta["budget"]
@@ -51,21 +60,39 @@ def main() -> None:
     data = dfl.get_dataset(b["dataset"], **b["data_options"])
     space = CellSpace()
     report = {"table": args.table, "table_cells": len(bench), "epochs": args.epochs, "alpha_lr": args.alpha_lr,
+              "warmup": args.warmup, "search_data": b["data_options"],
               "best_in_table": float(bench.metric("test_acc").max()), "runs": []}
     print(f"table: {len(bench)} cells, best mean test acc {report['best_in_table']:.4f}")
     print(f"{'mode':<8}{'derived cell':<100}{'test acc':>9}{'rank':>8}{'skip share':>12}{'search s':>10}")
     for mode in args.modes:
         res = darts_search(data, mode=mode, epochs=args.epochs, channels=b["skeleton"]["channels"],
                            cells_per_stage=b["skeleton"]["cells_per_stage"], batch_size=32,
-                           alpha_lr=args.alpha_lr, seed=args.seed, progress=False,
-                           checkpoint=OUT / f"darts_{mode}_e{args.epochs}_lr{args.alpha_lr}_seed{args.seed}.pt")
+                           alpha_lr=args.alpha_lr, warmup=args.warmup, seed=args.seed, progress=False,
+                           checkpoint=OUT / f"darts_{mode}_e{args.epochs}_w{args.warmup}_lr{args.alpha_lr}"
+                                            f"_seed{args.seed}.pt")
         acc, rank, from_table = rank_of(bench, res.arch, budget)
         run = {"mode": mode, "arch": space.to_str(res.arch), "test_acc": acc, "rank": rank, "from_table": from_table,
                "skip_share": res.skip_share(), "seconds": res.seconds, "alphas": res.alphas}
         report["runs"].append(run)
         print(f"{mode:<8}{run['arch']:<100}{acc:>9.4f}{rank:>8.1%}{res.skip_share()[-1]:>12.2f}{res.seconds:>10.0f}")
     OUT.mkdir(exist_ok=True)
-    (OUT / f"darts_rank_seed{args.seed}.json").write_text(json.dumps(report, indent=1))
+    suffix = f"_warmup{args.warmup}" if args.warmup else ""
+    (OUT / f"darts_rank_seed{args.seed}{suffix}.json").write_text(json.dumps(report, indent=1))
+
+
+def rerank(table: str, path: Path) -> None:
+    """Look the derived cells of an earlier report up in ``table`` and rewrite the report."""
+    bench = Benchmark.load(table)
+    budget = TrainBudget(**bench.meta["budget"])
+    space = CellSpace()
+    report = json.loads(path.read_text())
+    report.update(table=table, table_cells=len(bench), best_in_table=float(bench.metric("test_acc").max()))
+    print(f"table: {len(bench)} cells, best mean test acc {report['best_in_table']:.4f}")
+    for run in report["runs"]:
+        run["test_acc"], run["rank"], run["from_table"] = rank_of(bench, space.from_str(run["arch"]), budget)
+        print(f"{run['mode']:<8}{run['arch']:<100}{run['test_acc']:>9.4f}{run['rank']:>8.1%}"
+              f"{run['skip_share'][-1]:>12.2f}{run['seconds']:>10.0f}")
+    path.write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

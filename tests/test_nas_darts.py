@@ -57,3 +57,11 @@ def test_darts_search_resumes_from_its_checkpoint(tiny, tmp_path):
 def test_bad_mode():
     with pytest.raises(UnknownNameError, match="accepted: darts, darts-, gdas"):
         darts_search(None, mode="enas")
+
+
+def test_warmup_keeps_alpha_uniform_then_lets_it_move(tiny):
+    res = darts_search(tiny, epochs=2, warmup=1, channels=4, batch_size=32, progress=False)
+    assert res.alphas[1] == res.alphas[0]  # epoch 1: only the weights trained
+    assert res.alphas[2] != res.alphas[1]  # epoch 2: alpha learns
+    with pytest.raises(ValueError, match="warmup must be an int from 0 to epochs - 1 = 1"):
+        darts_search(tiny, epochs=2, warmup=2)

@@ -96,3 +96,10 @@ print(live.live, len(result.trials))"""
     images = [o for o in outputs if o.output_type == "display_data" and "image/png" in o.get("data", {})]
     assert len(images) == 1  # one figure, redrawn in place (update_display_data), not 4 copies
     assert "True 12" in "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+
+
+def test_live_progress_with_a_plot_function_follows_darts_epochs():
+    live = plots.LiveProgress(plot=plots.alphas, every=1)
+    a = np.full((3, 6, 5), 0.2).tolist()
+    live(DartsResult("darts", ARCH, alphas=a, history=[{"epoch": 1}, {"epoch": 2}]))
+    assert len(live.figure().axes) == 6  # the alphas figure, not search progress

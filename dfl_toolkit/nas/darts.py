@@ -117,10 +117,13 @@ class DartsResult:
 
 def darts_search(data: DatasetSplits, *, mode: str = "darts", epochs: int = 20, channels: int = 8,
                  cells_per_stage: int = 1, batch_size: int = 64, w_lr: float = 0.025, alpha_lr: float = 3e-4,
-                 tau: tuple[float, float] = (10.0, 0.1), seed: int = 0, checkpoint: str | os.PathLike | None = None,
+                 tau: tuple[float, float] = (10.0, 0.1), warmup: int = 0, seed: int = 0,
+                 checkpoint: str | os.PathLike | None = None,
                  progress: bool = True, callbacks: Sequence[Callable[[DartsResult], bool | None]] = ()) -> DartsResult:
     """Search the cell space by gradient descent on ``data.train`` (split in two halves: weights
-    train on one, alpha on the other). ``checkpoint`` saves after every epoch and resumes;
+    train on one, alpha on the other). For the first ``warmup`` epochs only the weights train (alpha
+    stays uniform), so that alpha is judged on trained operations, not on random ones (PC-DARTS and
+    others warm up for 15 of 50 epochs). ``checkpoint`` saves after every epoch and resumes;
     ``callbacks`` are called with the result after every epoch (True stops, e.g. early stopping).
 
     Example:
@@ -131,6 +134,8 @@ def darts_search(data: DatasetSplits, *, mode: str = "darts", epochs: int = 20, 
         raise UnknownNameError("DARTS mode", mode, MODES)
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if not isinstance(warmup, int) or not 0 <= warmup < epochs:
+        raise ValueError(f"warmup must be an int from 0 to epochs - 1 = {epochs - 1}, got {warmup!r}")
     seed_everything(seed)
     net = SuperNet(data.input_shape[0], data.num_classes, channels, cells_per_stage)
     n = len(data.train)
@@ -166,10 +171,11 @@ def darts_search(data: DatasetSplits, *, mode: str = "darts", epochs: int = 20, 
         net.train()
         total, correct, seen = 0.0, 0, 0
         for (xw, yw), (xa, ya) in zip(w_dl, a_dl, strict=False):
-            weights = _edge_weights(net.alpha, mode, temp)
-            a_opt.zero_grad()
-            loss_fn(net(xa, weights, aux, hard), ya).backward()
-            a_opt.step()
+            if epoch >= warmup:
+                weights = _edge_weights(net.alpha, mode, temp)
+                a_opt.zero_grad()
+                loss_fn(net(xa, weights, aux, hard), ya).backward()
+                a_opt.step()
             weights = _edge_weights(net.alpha, mode, temp).detach()
             w_opt.zero_grad()
             out = net(xw, weights, aux, hard)

@@ -9,7 +9,7 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -172,9 +172,12 @@ def alphas(result: DartsResult, title: str | None = None) -> Figure:
 
 
 class LiveProgress:
-    """A ``search(..., callbacks=[live])`` callback that redraws :func:`search_progress` while the search runs.
+    """A callback that redraws a figure of a running search: ``search(..., callbacks=[live])`` or
+    ``darts_search(..., callbacks=[live])``.
 
-    In a notebook kernel the figure is updated in place every ``every`` evaluations; elsewhere, or with
+    By default the figure is :func:`search_progress` (``metric`` over evaluations); pass ``plot`` to draw
+    something else from the result, e.g. ``plot=alphas`` for a gradient-based search. In a notebook kernel
+    the figure is updated in place every ``every`` evaluations (epochs for DARTS); elsewhere, or with
     ``DFL_STATIC_WIDGETS=1`` (static renderings, CI), nothing is drawn during the search and
     :meth:`figure` gives the final plot.
 
@@ -182,39 +185,52 @@ class LiveProgress:
         >>> live = LiveProgress(metric="val_acc")
         >>> result = search(space, RegularizedEvolution(), evaluator, 100, callbacks=[live])
         >>> live.figure()
+        >>> live = LiveProgress(plot=alphas, every=1)        # architecture weights, epoch by epoch
+        >>> darts_search(data, epochs=20, callbacks=[live])
     """
 
-    def __init__(self, metric: str | None = None, every: int = 5, title: str | None = None):
+    def __init__(self, metric: str | None = None, every: int = 5, title: str | None = None,
+                 plot: Callable[[Any], Figure] | None = None):
         self.metric, self.every, self.title = metric, max(1, every), title
-        self.result: SearchResult | None = None
+        self.plot = plot
+        self.result: Any = None
         self._handle = None
         self._drawn = 0
         self.live = _in_kernel() and os.environ.get("DFL_STATIC_WIDGETS", "") in ("", "0")
 
-    def __call__(self, result: SearchResult) -> None:
+    @staticmethod
+    def _steps(result: Any) -> int:
+        return len(result.trials) if hasattr(result, "trials") else len(result.history)
+
+    def __call__(self, result: Any) -> None:
         self.result = result
-        if len(result.trials) - self._drawn >= self.every:
+        if self._steps(result) - self._drawn >= self.every:
             self.draw()
 
     def draw(self) -> None:
         """Redraw now (in a kernel); call it once more after the search for the final state."""
         if not self.live or self.result is None:
             return
-        self._drawn = len(self.result.trials)
+        self._drawn = self._steps(self.result)
         from IPython.display import display
 
-        fig = search_progress(self.result, self.metric, title=self.title)
+        fig = self._render()
         if self._handle is None:
             self._handle = display(fig, display_id=True)
         else:
             self._handle.update(fig)
         plt.close(fig)
 
+    def _render(self) -> Figure:
+        if self.plot is not None:
+            return self.plot(self.result) if self.title is None else self.plot(self.result, title=self.title)
+        return search_progress(self.result, self.metric, title=self.title)
+
     def figure(self) -> Figure:
-        """The progress figure of the search so far (the final one once the search has returned)."""
+        """The figure of the search so far (the final one once the search has returned)."""
         if self.result is None:
             raise RuntimeError("no search has called this LiveProgress yet; pass it as search(..., callbacks=[it])")
-        return search_progress(self.result, self.metric, title=self.title)
+        return self._render()
 
 
 def _in_kernel() -> bool:
