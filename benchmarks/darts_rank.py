@@ -50,8 +50,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rerank", action="store_true", help="look up the last report's cells in --table again")
     args = parser.parse_args()
+    report_path = OUT / f"darts_rank_seed{args.seed}{f'_warmup{args.warmup}' if args.warmup else ''}.json"
     if args.rerank:
-        rerank(args.table, OUT / f"darts_rank_seed{args.seed}.json")
+        rerank(args.table, report_path)
         return
     torch.set_num_threads(1)
     bench = Benchmark.load(args.table)
@@ -74,10 +75,14 @@ def main() -> None:
         run = {"mode": mode, "arch": space.to_str(res.arch), "test_acc": acc, "rank": rank, "from_table": from_table,
                "skip_share": res.skip_share(), "seconds": res.seconds, "alphas": res.alphas}
         report["runs"].append(run)
-        print(f"{mode:<8}{run['arch']:<100}{acc:>9.4f}{rank:>8.1%}{res.skip_share()[-1]:>12.2f}{res.seconds:>10.0f}")
+        print_run(run)
     OUT.mkdir(exist_ok=True)
-    suffix = f"_warmup{args.warmup}" if args.warmup else ""
-    (OUT / f"darts_rank_seed{args.seed}{suffix}.json").write_text(json.dumps(report, indent=1))
+    report_path.write_text(json.dumps(report, indent=1))
+
+
+def print_run(run: dict) -> None:
+    print(f"{run['mode']:<8}{run['arch']:<100}{run['test_acc']:>9.4f}{run['rank']:>8.1%}"
+          f"{run['skip_share'][-1]:>12.2f}{run['seconds']:>10.0f}")
 
 
 def rerank(table: str, path: Path) -> None:
@@ -90,8 +95,7 @@ def rerank(table: str, path: Path) -> None:
     print(f"table: {len(bench)} cells, best mean test acc {report['best_in_table']:.4f}")
     for run in report["runs"]:
         run["test_acc"], run["rank"], run["from_table"] = rank_of(bench, space.from_str(run["arch"]), budget)
-        print(f"{run['mode']:<8}{run['arch']:<100}{run['test_acc']:>9.4f}{run['rank']:>8.1%}"
-              f"{run['skip_share'][-1]:>12.2f}{run['seconds']:>10.0f}")
+        print_run(run)
     path.write_text(json.dumps(report, indent=1))
 
 

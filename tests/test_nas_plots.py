@@ -98,7 +98,7 @@ print(live.live, len(result.trials))"""
     assert "True 12" in "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
 
 
-def test_live_progress_with_a_plot_function_follows_darts_epochs():
+def test_live_progress_draws_the_given_plot_for_a_darts_result():
     live = plots.LiveProgress(plot=plots.alphas, every=1)
     a = np.full((3, 6, 5), 0.2).tolist()
     live(DartsResult("darts", ARCH, alphas=a, history=[{"epoch": 1}, {"epoch": 2}]))
