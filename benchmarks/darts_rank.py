@@ -9,7 +9,13 @@ rank is the fraction of table cells with a higher mean test accuracy (top 5% = 0
     python benchmarks/darts_rank.py --table data/nb201_mnist14.json.gz --rerank   # same searches, newer table
 
 ``--rerank`` keeps the derived cells of the last report (the searches do not depend on the table) and
-looks them up again, e.g. once the table is complete.
+looks them up again, e.g. once the table is complete. ``--select perturbation`` reads the cells by
+DARTS-PT instead of the largest alpha (the searches are checkpointed, so on settings already run only the
+selection runs). ``--summary`` gathers every report in results/ (one per seed, warm-up and selection) into
+one table: rank per method, mean and range over seeds.
+
+    python benchmarks/darts_rank.py --table data/nb201_mnist14.json.gz --modes darts darts- --select perturbation
+    python benchmarks/darts_rank.py --summary
 """
 
 from __future__ import annotations
@@ -42,15 +48,28 @@ def rank_of(bench: Benchmark, arch, budget: TrainBudget) -> tuple[float, float, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--table", required=True)
+    parser.add_argument("--table")
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--alpha-lr", type=float, default=3e-3)
     parser.add_argument("--warmup", type=int, default=0, help="epochs that train only the weights (0: plain)")
     parser.add_argument("--modes", nargs="+", default=["darts", "gdas", "darts-"])
+    parser.add_argument("--select", default="alpha", choices=["alpha", "perturbation"],
+                        help="how the cell is read off the supernet (perturbation: DARTS-PT; not for gdas). The "
+                             "searches are checkpointed, so a second --select on the same settings only reselects")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rerank", action="store_true", help="look up the last report's cells in --table again")
+    parser.add_argument("--summary", action="store_true", help="one table over every report in results/")
     args = parser.parse_args()
-    report_path = OUT / f"darts_rank_seed{args.seed}{f'_warmup{args.warmup}' if args.warmup else ''}.json"
+    if args.summary:
+        summary()
+        return
+    if args.table is None:
+        parser.error("--table is required (except with --summary)")
+    if args.select == "perturbation" and "gdas" in args.modes:
+        parser.error("--select perturbation does not apply to gdas (it never trains the mixture): "
+                     "pass --modes darts darts-")
+    report_path = OUT / (f"darts_rank_seed{args.seed}{f'_warmup{args.warmup}' if args.warmup else ''}"
+                         f"{'_pt' if args.select == 'perturbation' else ''}.json")
     if args.rerank:
         rerank(args.table, report_path)
         return
@@ -61,22 +80,35 @@ def main() -> None:
     data = dfl.get_dataset(b["dataset"], **b["data_options"])
     space = CellSpace()
     report = {"table": args.table, "table_cells": len(bench), "epochs": args.epochs, "alpha_lr": args.alpha_lr,
-              "warmup": args.warmup, "search_data": b["data_options"],
+              "warmup": args.warmup, "select": args.select, "search_data": b["data_options"],
               "best_in_table": float(bench.metric("test_acc").max()), "runs": []}
     print(f"table: {len(bench)} cells, best mean test acc {report['best_in_table']:.4f}")
     print(f"{'mode':<8}{'derived cell':<100}{'test acc':>9}{'rank':>8}{'skip share':>12}{'search s':>10}")
     for mode in args.modes:
         res = darts_search(data, mode=mode, epochs=args.epochs, channels=b["skeleton"]["channels"],
                            cells_per_stage=b["skeleton"]["cells_per_stage"], batch_size=32,
-                           alpha_lr=args.alpha_lr, warmup=args.warmup, seed=args.seed, progress=False,
+                           alpha_lr=args.alpha_lr, warmup=args.warmup, select=args.select, seed=args.seed,
+                           progress=False,
                            checkpoint=OUT / f"darts_{mode}_e{args.epochs}_w{args.warmup}_lr{args.alpha_lr}"
                                             f"_seed{args.seed}.pt")
         acc, rank, from_table = rank_of(bench, res.arch, budget)
         run = {"mode": mode, "arch": space.to_str(res.arch), "test_acc": acc, "rank": rank, "from_table": from_table,
-               "skip_share": res.skip_share(), "seconds": res.seconds, "alphas": res.alphas}
+               "skip_share": res.skip_share(), "seconds": res.seconds, "alphas": res.alphas,
+               "alpha_arch": space.to_str(res.alpha_arch), "selection": res.selection,
+               "selection_seconds": res.selection_seconds}
+        if args.select != "alpha":  # the same supernet read the usual way, for comparison
+            run["alpha_test_acc"], run["alpha_rank"], _ = rank_of(bench, res.alpha_arch, budget)
         report["runs"].append(run)
         print_run(run)
     OUT.mkdir(exist_ok=True)
+    if report_path.exists():  # keep the runs of other modes made earlier with the same settings
+        old = json.loads(report_path.read_text())
+        old.setdefault("select", "alpha")  # reports from before --select
+        same = all(old.get(k) == report[k] for k in ("epochs", "alpha_lr", "warmup", "select", "search_data"))
+        if same:
+            report["runs"] = [r for r in old["runs"] if r["mode"] not in args.modes] + report["runs"]
+        else:
+            print(f"note: {report_path.name} held runs with other settings; they are replaced")
     report_path.write_text(json.dumps(report, indent=1))
 
 
@@ -95,8 +127,37 @@ def rerank(table: str, path: Path) -> None:
     print(f"table: {len(bench)} cells, best mean test acc {report['best_in_table']:.4f}")
     for run in report["runs"]:
         run["test_acc"], run["rank"], run["from_table"] = rank_of(bench, space.from_str(run["arch"]), budget)
+        if "alpha_rank" in run:
+            run["alpha_test_acc"], run["alpha_rank"], _ = rank_of(bench, space.from_str(run["alpha_arch"]), budget)
         print_run(run)
     path.write_text(json.dumps(report, indent=1))
+
+
+def summary() -> None:
+    """Rank of the derived cell per (mode, warm-up) over all seeds run so far, from the saved reports."""
+    found: dict[tuple[str, int, str, int], dict] = {}  # (mode, warm-up, selection, seed) -> run
+    for path in sorted(OUT.glob("darts_rank_seed*.json")):
+        report = json.loads(path.read_text())
+        seed = int(path.stem.split("_")[2].removeprefix("seed"))
+        for run in report["runs"]:
+            found[run["mode"], report["warmup"], report.get("select", "alpha"), seed] = run
+            if "alpha_rank" in run:  # a perturbation report also says where the alpha-read cell ranks
+                alpha_run = {**run, "arch": run["alpha_arch"], "test_acc": run["alpha_test_acc"],
+                             "rank": run["alpha_rank"],
+                             "seconds": run["seconds"] - run.get("selection_seconds", float("nan"))}
+                found.setdefault((run["mode"], report["warmup"], "alpha", seed), alpha_run)
+    groups: dict[tuple[str, int, str], list[dict]] = {}
+    for (mode, warmup, select, _), run in sorted(found.items()):
+        groups.setdefault((mode, warmup, select), []).append(run)
+    if not groups:
+        raise SystemExit(f"no darts_rank reports in {OUT}: run the searches first")
+    print(f"{'mode':<8}{'warm-up':>8}{'select':>13}{'seeds':>6}{'mean share better':>19}{'best':>8}{'worst':>8}"
+          f"{'alpha skip share':>17}{'mean s':>8}")
+    for (mode, warmup, select), runs in sorted(groups.items()):
+        ranks = [r["rank"] for r in runs]
+        print(f"{mode:<8}{warmup:>8}{select:>13}{len(runs):>6}{statistics.fmean(ranks):>19.1%}{min(ranks):>8.1%}"
+              f"{max(ranks):>8.1%}{statistics.fmean(r['skip_share'][-1] for r in runs):>17.2f}"
+              f"{statistics.fmean(r['seconds'] for r in runs):>8.0f}")
 
 
 if __name__ == "__main__":

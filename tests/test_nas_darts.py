@@ -1,10 +1,12 @@
+import dataclasses
+
 import pytest
 import torch
 
 import dfl_toolkit as dfl
 from dfl_toolkit.errors import UnknownNameError
 from dfl_toolkit.nas import CellSpace
-from dfl_toolkit.nas.darts import MixedOp, darts_search, derive
+from dfl_toolkit.nas.darts import MixedOp, SuperNet, darts_search, derive, perturbation_select
 from dfl_toolkit.nas.spaces.cell import OPS
 
 
@@ -65,3 +67,50 @@ def test_warmup_keeps_alpha_uniform_then_lets_it_move(tiny):
     assert res.alphas[2] != res.alphas[1]  # epoch 2: alpha learns
     with pytest.raises(ValueError, match="warmup must be an int from 0 to epochs - 1 = 1"):
         darts_search(tiny, epochs=2, warmup=2)
+
+
+def test_perturbation_keeps_the_operation_whose_removal_hurts_most(tiny):
+    # A supernet whose edges all run (almost only) nor_conv_3x3: removing it from an edge cuts that edge,
+    # removing anything else changes nothing, so the selection must keep nor_conv_3x3 everywhere.
+    torch.manual_seed(0)
+    net = SuperNet(1, 10, channels=4)
+    with torch.no_grad():
+        net.alpha.zero_()
+        net.alpha[:, OPS.index("nor_conv_3x3")] = 12.0
+    weights = torch.softmax(net.alpha.detach(), 1)
+    opt = torch.optim.SGD(net.weight_parameters(), 0.05, momentum=0.9)
+    loader = torch.utils.data.DataLoader(tiny.train, 64, shuffle=True)
+    for _ in range(6):
+        for x, y in loader:
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x, weights), y).backward()
+            opt.step()
+    arch, log = perturbation_select(net, torch.utils.data.DataLoader(tiny.val, 250))
+    assert arch == ("nor_conv_3x3",) * 6
+    assert sorted(entry["edge"] for entry in log) == list(range(6))
+    for entry in log:
+        assert set(entry["acc_without"]) == set(OPS) - {"none"}
+        assert entry["acc_without"]["nor_conv_3x3"] < max(entry["acc_without"].values())
+
+
+def test_perturbation_selection_resumes_to_the_same_cell(tiny, tmp_path):
+    kwargs = dict(epochs=2, channels=4, batch_size=32, select="perturbation", progress=False)
+    blind = dataclasses.replace(tiny, val=None, test=None)  # the search may only use the training split
+    full = darts_search(blind, **kwargs)
+    plain = darts_search(tiny, **{**kwargs, "select": "alpha"})
+    assert full.alpha_arch == plain.arch == plain.alpha_arch  # same training, only the reading differs
+    assert "none" not in full.arch and len(full.selection) == 6
+    random_order = torch.randperm(6, generator=torch.Generator().manual_seed(0)).tolist()
+    assert [step["edge"] for step in full.selection] == random_order
+    path = tmp_path / "darts.pt"
+    darts_search(tiny, **{**kwargs, "select": "alpha"}, checkpoint=path)  # search done and saved
+    again = darts_search(tiny, **kwargs, checkpoint=path)  # only the selection runs
+    assert again.arch == full.arch and again.selection == full.selection
+    assert 0 < again.selection_seconds < again.seconds and plain.selection_seconds == 0
+
+
+def test_bad_selection():
+    with pytest.raises(UnknownNameError, match="accepted: alpha, perturbation"):
+        darts_search(None, select="largest")
+    with pytest.raises(ValueError, match="GDAS trains one sampled operation"):
+        darts_search(None, mode="gdas", select="perturbation")

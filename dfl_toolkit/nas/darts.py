@@ -13,6 +13,9 @@ Fixes implemented here:
   Gumbel-softmax (straight-through gradients), so operations must be good on their own.
 - ``mode="darts-"`` (Chu et al. 2021): an auxiliary skip connection beside every edge, its weight
   decaying from 1 to 0, takes away skip's unfair advantage during training.
+- ``select="perturbation"`` (DARTS-PT, Wang et al. 2021) changes how the cell is read off the trained
+  supernet instead of how it is trained: alpha's magnitude need not say how much an operation helps,
+  so each edge keeps the operation whose *removal* hurts the supernet's accuracy most.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from ..train.checkpoint import load_checkpoint, save_checkpoint
 from .spaces.cell import EDGES, OPS, CellArch, ResidualReduction, make_op
 
 MODES = ("darts", "gdas", "darts-")
+SELECTIONS = ("alpha", "perturbation")
 
 
 class MixedOp(nn.Module):
@@ -108,6 +112,9 @@ class DartsResult:
     alphas: list[list[list[float]]] = field(default_factory=list)  # epochs+1 x 6 edges x 5 ops (softmax)
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    alpha_arch: CellArch | None = None  # the cell alpha's magnitudes pick (= arch unless select="perturbation")
+    selection_seconds: float = 0.0  # of ``seconds``, the part spent reading the cell off (perturbation: tests, tuning)
+    selection: list[dict[str, Any]] = field(default_factory=list)  # perturbation: per edge, acc without each op
 
     def skip_share(self) -> list[float]:
         """Mean softmax weight of ``skip_connect`` over the edges, per epoch: rising = collapsing."""
@@ -117,13 +124,15 @@ class DartsResult:
 
 def darts_search(data: DatasetSplits, *, mode: str = "darts", epochs: int = 20, channels: int = 8,
                  cells_per_stage: int = 1, batch_size: int = 64, w_lr: float = 0.025, alpha_lr: float = 3e-4,
-                 tau: tuple[float, float] = (10.0, 0.1), warmup: int = 0, seed: int = 0,
-                 checkpoint: str | os.PathLike | None = None,
+                 tau: tuple[float, float] = (10.0, 0.1), warmup: int = 0, select: str = "alpha",
+                 seed: int = 0, checkpoint: str | os.PathLike | None = None,
                  progress: bool = True, callbacks: Sequence[Callable[[DartsResult], bool | None]] = ()) -> DartsResult:
     """Search the cell space by gradient descent on ``data.train`` (split in two halves: weights
     train on one, alpha on the other). For the first ``warmup`` epochs only the weights train (alpha
     stays uniform), so that alpha is judged on trained operations, not on random ones (PC-DARTS and
-    others warm up for 15 of 50 epochs). ``checkpoint`` saves after every epoch and resumes;
+    others warm up for 15 of 50 epochs). ``select`` reads the cell off the trained supernet: ``"alpha"``
+    keeps each edge's largest alpha, ``"perturbation"`` the operation whose removal costs the most
+    accuracy on the alpha half (see :func:`perturbation_select`). ``checkpoint`` saves after every epoch and resumes;
     ``callbacks`` are called with the result after every epoch (True stops, e.g. early stopping).
 
     Example:
@@ -136,6 +145,11 @@ def darts_search(data: DatasetSplits, *, mode: str = "darts", epochs: int = 20, 
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
     if not isinstance(warmup, int) or not 0 <= warmup < epochs:
         raise ValueError(f"warmup must be an int from 0 to epochs - 1 = {epochs - 1}, got {warmup!r}")
+    if select not in SELECTIONS:
+        raise UnknownNameError("DARTS selection", select, SELECTIONS)
+    if select == "perturbation" and mode == "gdas":
+        raise ValueError("select='perturbation' needs a supernet trained on the mixture of all operations; GDAS "
+                         "trains one sampled operation at a time, so use select='alpha' with mode='gdas'")
     seed_everything(seed)
     net = SuperNet(data.input_shape[0], data.num_classes, channels, cells_per_stage)
     n = len(data.train)
@@ -177,12 +191,7 @@ def darts_search(data: DatasetSplits, *, mode: str = "darts", epochs: int = 20, 
                 loss_fn(net(xa, weights, aux, hard), ya).backward()
                 a_opt.step()
             weights = _edge_weights(net.alpha, mode, temp).detach()
-            w_opt.zero_grad()
-            out = net(xw, weights, aux, hard)
-            loss = loss_fn(out, yw)
-            loss.backward()
-            nn.utils.clip_grad_norm_(net.weight_parameters(), 5.0)
-            w_opt.step()
+            out, loss = _weight_step(net, w_opt, xw, yw, weights, aux, hard)
             total += loss.item() * len(yw)
             correct += (out.argmax(1) == yw).sum().item()
             seen += len(yw)
@@ -198,7 +207,85 @@ def darts_search(data: DatasetSplits, *, mode: str = "darts", epochs: int = 20, 
                              "history": result.history, "seconds": result.seconds}, checkpoint)
         if any(cb(result) for cb in callbacks):
             break
+    result.alpha_arch = result.arch
+    if select == "perturbation":
+        seed_everything(seed * 100_003 + epochs)  # as if one more epoch: a resumed run reselects the same cell
+        gen.manual_seed(seed * 100_003 + epochs)
+        tune_opt = torch.optim.SGD(net.weight_parameters(), w_lr / 10, momentum=0.9, weight_decay=3e-4)
+
+        def tune(weights: torch.Tensor) -> None:  # DARTS-PT: 5 epochs per step after a 100-epoch search
+            for _ in range(max(1, epochs // 20)):
+                for x, y in w_dl:
+                    _weight_step(net, tune_opt, x, y, weights)
+
+        t0 = time.perf_counter()
+        result.arch, result.selection = perturbation_select(net, torch.utils.data.DataLoader(a_part, 250), tune,
+                                                            seed)
+        result.selection_seconds = time.perf_counter() - t0
+        result.seconds += result.selection_seconds  # the selection's evaluations and tuning are search cost too
     return result
+
+
+def _weight_step(net: SuperNet, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                 weights: torch.Tensor, aux: float = 0.0, hard: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    net.train()
+    opt.zero_grad()
+    out = net(x, weights, aux, hard)
+    loss = nn.functional.cross_entropy(out, y)
+    loss.backward()
+    nn.utils.clip_grad_norm_(net.weight_parameters(), 5.0)
+    opt.step()
+    return out, loss
+
+
+def perturbation_select(net: SuperNet, data: torch.utils.data.DataLoader,
+                        tune: Callable[[torch.Tensor], None] | None = None, seed: int = 0
+                        ) -> tuple[CellArch, list[dict[str, Any]]]:
+    """DARTS-PT's selection (Wang et al. 2021, simplified: alpha stays fixed while the weights are tuned,
+    where the paper keeps training it, and ``none`` is never kept): visit the edges in a random order; on
+    each, remove one operation at a time from the mixture and measure the supernet's accuracy on
+    ``data``; keep the operation whose removal hurts most (ties: the larger loss) and fix the edge to it.
+    Fixing an edge changes what the layers after it receive, so ``tune(weights)`` retrains the network
+    weights with the new edge weights before the next edge is decided (without it, the later decisions
+    are made on a broken supernet). Changes ``net``. Returns the cell and, per edge, the accuracy without
+    each operation. On small held-out data these accuracies differ by a few images: the choice is noisy.
+
+    Example:
+        >>> arch, log = perturbation_select(supernet, DataLoader(held_out, 250), tune=retrain_weights)
+    """
+    weights = torch.softmax(net.alpha.detach(), 1)
+    candidates = [k for k, name in enumerate(OPS) if name != "none"]
+    order = torch.randperm(len(EDGES), generator=torch.Generator().manual_seed(seed)).tolist()
+    chosen: dict[int, int] = {}
+    log = []
+    for e in order:
+        scores = {}
+        for k in candidates:
+            w = weights.clone()
+            w[e, k] = 0.0
+            scores[OPS[k]] = _accuracy_and_loss(net, data, w)
+        best = min(scores, key=lambda name: (scores[name][0], -scores[name][1]))
+        chosen[e] = OPS.index(best)
+        weights[e] = nn.functional.one_hot(torch.tensor(chosen[e]), len(OPS)).float()
+        log.append({"edge": e, "chosen": best, "acc_without": {name: acc for name, (acc, _) in scores.items()}})
+        if tune is not None and len(chosen) < len(EDGES):
+            tune(weights)
+    return tuple(OPS[chosen[e]] for e in range(len(EDGES))), log
+
+
+@torch.no_grad()
+def _accuracy_and_loss(net: SuperNet, data: torch.utils.data.DataLoader, weights: torch.Tensor) -> tuple[float, float]:
+    # train-mode BN (batch statistics), as DARTS-PT does: the running statistics were collected for the
+    # full mixture and do not fit a supernet with an operation taken out (they still update: harmless,
+    # since the supernet only ever runs in train mode)
+    net.train()
+    correct, loss, seen = 0, 0.0, 0
+    for x, y in data:
+        out = net(x, weights)
+        correct += (out.argmax(1) == y).sum().item()
+        loss += nn.functional.cross_entropy(out, y, reduction="sum").item()
+        seen += len(y)
+    return correct / seen, loss / seen
 
 
 def _edge_weights(alpha: torch.Tensor, mode: str, temp: float) -> torch.Tensor:
