@@ -56,6 +56,9 @@ def main() -> None:
     parser.add_argument("--select", default="alpha", choices=["alpha", "perturbation"],
                         help="how the cell is read off the supernet (perturbation: DARTS-PT; not for gdas). The "
                              "searches are checkpointed, so a second --select on the same settings only reselects")
+    parser.add_argument("--tune-epochs", type=int, default=None,
+                        help="with --select perturbation: epochs of tuning after each fixed edge "
+                             "(default epochs // 20)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rerank", action="store_true", help="look up the last report's cells in --table again")
     parser.add_argument("--summary", action="store_true", help="one table over every report in results/")
@@ -65,14 +68,15 @@ def main() -> None:
         return
     if args.table is None:
         parser.error("--table is required (except with --summary)")
-    if args.select == "perturbation" and "gdas" in args.modes:
-        parser.error("--select perturbation does not apply to gdas (it never trains the mixture): "
-                     "pass --modes darts darts-")
     report_path = OUT / (f"darts_rank_seed{args.seed}{f'_warmup{args.warmup}' if args.warmup else ''}"
-                         f"{'_pt' if args.select == 'perturbation' else ''}.json")
+                         f"{'_pt' if args.select == 'perturbation' else ''}"
+                         f"{f'_tune{args.tune_epochs}' if args.tune_epochs is not None else ''}.json")
     if args.rerank:
         rerank(args.table, report_path)
         return
+    if args.select == "perturbation" and "gdas" in args.modes:
+        parser.error("--select perturbation does not apply to gdas (it never trains the mixture): "
+                     "pass --modes darts darts-")
     torch.set_num_threads(1)
     bench = Benchmark.load(args.table)
     b = bench.meta["budget"]
@@ -80,14 +84,16 @@ def main() -> None:
     data = dfl.get_dataset(b["dataset"], **b["data_options"])
     space = CellSpace()
     report = {"table": args.table, "table_cells": len(bench), "epochs": args.epochs, "alpha_lr": args.alpha_lr,
-              "warmup": args.warmup, "select": args.select, "search_data": b["data_options"],
+              "warmup": args.warmup, "select": args.select, "tune_epochs": args.tune_epochs,
+              "search_data": b["data_options"],
               "best_in_table": float(bench.metric("test_acc").max()), "runs": []}
     print(f"table: {len(bench)} cells, best mean test acc {report['best_in_table']:.4f}")
     print(f"{'mode':<8}{'derived cell':<100}{'test acc':>9}{'rank':>8}{'skip share':>12}{'search s':>10}")
     for mode in args.modes:
         res = darts_search(data, mode=mode, epochs=args.epochs, channels=b["skeleton"]["channels"],
                            cells_per_stage=b["skeleton"]["cells_per_stage"], batch_size=32,
-                           alpha_lr=args.alpha_lr, warmup=args.warmup, select=args.select, seed=args.seed,
+                           alpha_lr=args.alpha_lr, warmup=args.warmup, select=args.select,
+                           tune_epochs=args.tune_epochs, seed=args.seed,
                            progress=False,
                            checkpoint=OUT / f"darts_{mode}_e{args.epochs}_w{args.warmup}_lr{args.alpha_lr}"
                                             f"_seed{args.seed}.pt")
@@ -103,8 +109,10 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     if report_path.exists():  # keep the runs of other modes made earlier with the same settings
         old = json.loads(report_path.read_text())
-        old.setdefault("select", "alpha")  # reports from before --select
-        same = all(old.get(k) == report[k] for k in ("epochs", "alpha_lr", "warmup", "select", "search_data"))
+        old.setdefault("select", "alpha")  # reports from before --select and --tune-epochs
+        old.setdefault("tune_epochs", None)
+        same = all(old.get(k) == report[k]
+                   for k in ("epochs", "alpha_lr", "warmup", "select", "tune_epochs", "search_data"))
         if same:
             report["runs"] = [r for r in old["runs"] if r["mode"] not in args.modes] + report["runs"]
         else:
@@ -134,29 +142,34 @@ def rerank(table: str, path: Path) -> None:
 
 
 def summary() -> None:
-    """Rank of the derived cell per (mode, warm-up) over all seeds run so far, from the saved reports."""
-    found: dict[tuple[str, int, str, int], dict] = {}  # (mode, warm-up, selection, seed) -> run
+    """Rank of the derived cell per search setting over all seeds run so far, from the saved reports."""
+    found: dict[tuple, dict] = {}  # (epochs, alpha lr, mode, warm-up, selection, seed) -> run
     for path in sorted(OUT.glob("darts_rank_seed*.json")):
         report = json.loads(path.read_text())
         seed = int(path.stem.split("_")[2].removeprefix("seed"))
+        select = report.get("select", "alpha")
+        if report.get("tune_epochs") is not None:
+            select += f" t{report['tune_epochs']}"
+        setting = (report["epochs"], report["alpha_lr"])
         for run in report["runs"]:
-            found[run["mode"], report["warmup"], report.get("select", "alpha"), seed] = run
+            found[(*setting, run["mode"], report["warmup"], select, seed)] = run
             if "alpha_rank" in run:  # a perturbation report also says where the alpha-read cell ranks
                 alpha_run = {**run, "arch": run["alpha_arch"], "test_acc": run["alpha_test_acc"],
                              "rank": run["alpha_rank"],
                              "seconds": run["seconds"] - run.get("selection_seconds", float("nan"))}
-                found.setdefault((run["mode"], report["warmup"], "alpha", seed), alpha_run)
-    groups: dict[tuple[str, int, str], list[dict]] = {}
-    for (mode, warmup, select, _), run in sorted(found.items()):
-        groups.setdefault((mode, warmup, select), []).append(run)
+                found.setdefault((*setting, run["mode"], report["warmup"], "alpha", seed), alpha_run)
+    groups: dict[tuple, list[dict]] = {}
+    for key, run in sorted(found.items()):
+        groups.setdefault(key[:-1], []).append(run)
     if not groups:
         raise SystemExit(f"no darts_rank reports in {OUT}: run the searches first")
-    print(f"{'mode':<8}{'warm-up':>8}{'select':>13}{'seeds':>6}{'mean share better':>19}{'best':>8}{'worst':>8}"
-          f"{'alpha skip share':>17}{'mean s':>8}")
-    for (mode, warmup, select), runs in sorted(groups.items()):
+    print(f"{'epochs':>6}{'alpha lr':>9} {'mode':<8}{'warm-up':>8}{'select':>16}{'seeds':>6}{'mean share better':>19}"
+          f"{'best':>8}{'worst':>8}{'alpha skip share':>17}{'mean s':>8}")
+    for (epochs, alpha_lr, mode, warmup, select), runs in sorted(groups.items()):
         ranks = [r["rank"] for r in runs]
-        print(f"{mode:<8}{warmup:>8}{select:>13}{len(runs):>6}{statistics.fmean(ranks):>19.1%}{min(ranks):>8.1%}"
-              f"{max(ranks):>8.1%}{statistics.fmean(r['skip_share'][-1] for r in runs):>17.2f}"
+        print(f"{epochs:>6}{alpha_lr:>9.0e} {mode:<8}{warmup:>8}{select:>16}{len(runs):>6}"
+              f"{statistics.fmean(ranks):>19.1%}{min(ranks):>8.1%}{max(ranks):>8.1%}"
+              f"{statistics.fmean(r['skip_share'][-1] for r in runs):>17.2f}"
               f"{statistics.fmean(r['seconds'] for r in runs):>8.0f}")
 
 

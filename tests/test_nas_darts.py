@@ -109,8 +109,20 @@ def test_perturbation_selection_resumes_to_the_same_cell(tiny, tmp_path):
     assert 0 < again.selection_seconds < again.seconds and plain.selection_seconds == 0
 
 
+def test_tuning_between_edges_changes_only_the_later_measurements(tiny):
+    kwargs = dict(epochs=2, channels=4, batch_size=32, select="perturbation", progress=False)
+    untuned = darts_search(tiny, **kwargs, tune_epochs=0)
+    tuned = darts_search(tiny, **kwargs, tune_epochs=2)
+    assert untuned.alpha_arch == tuned.alpha_arch  # same supernet
+    assert untuned.selection[0] == tuned.selection[0]  # the first edge is read before any tuning
+    later = zip(untuned.selection[1:], tuned.selection[1:], strict=True)
+    assert any(a["acc_without"] != b["acc_without"] for a, b in later)
+
+
 def test_bad_selection():
     with pytest.raises(UnknownNameError, match="accepted: alpha, perturbation"):
         darts_search(None, select="largest")
     with pytest.raises(ValueError, match="GDAS trains one sampled operation"):
         darts_search(None, mode="gdas", select="perturbation")
+    with pytest.raises(ValueError, match="tune_epochs must be an int >= 0"):
+        darts_search(None, select="perturbation", tune_epochs=-1)

@@ -125,15 +125,17 @@ class DartsResult:
 def darts_search(data: DatasetSplits, *, mode: str = "darts", epochs: int = 20, channels: int = 8,
                  cells_per_stage: int = 1, batch_size: int = 64, w_lr: float = 0.025, alpha_lr: float = 3e-4,
                  tau: tuple[float, float] = (10.0, 0.1), warmup: int = 0, select: str = "alpha",
-                 seed: int = 0, checkpoint: str | os.PathLike | None = None,
+                 tune_epochs: int | None = None, seed: int = 0, checkpoint: str | os.PathLike | None = None,
                  progress: bool = True, callbacks: Sequence[Callable[[DartsResult], bool | None]] = ()) -> DartsResult:
     """Search the cell space by gradient descent on ``data.train`` (split in two halves: weights
     train on one, alpha on the other). For the first ``warmup`` epochs only the weights train (alpha
     stays uniform), so that alpha is judged on trained operations, not on random ones (PC-DARTS and
     others warm up for 15 of 50 epochs). ``select`` reads the cell off the trained supernet: ``"alpha"``
     keeps each edge's largest alpha, ``"perturbation"`` the operation whose removal costs the most
-    accuracy on the alpha half (see :func:`perturbation_select`). ``checkpoint`` saves after every epoch and resumes;
-    ``callbacks`` are called with the result after every epoch (True stops, e.g. early stopping).
+    accuracy on the alpha half (see :func:`perturbation_select`), tuning the weights for ``tune_epochs``
+    (default ``epochs // 20``, as the paper's 5 after 100) after each edge is fixed. ``checkpoint`` saves
+    after every epoch and resumes; ``callbacks`` are called with the result after every epoch (True stops,
+    e.g. early stopping).
 
     Example:
         >>> res = darts_search(get_dataset("mnist5k", image_size=14, train_size=1000), mode="gdas", epochs=10)
@@ -147,6 +149,8 @@ def darts_search(data: DatasetSplits, *, mode: str = "darts", epochs: int = 20, 
         raise ValueError(f"warmup must be an int from 0 to epochs - 1 = {epochs - 1}, got {warmup!r}")
     if select not in SELECTIONS:
         raise UnknownNameError("DARTS selection", select, SELECTIONS)
+    if tune_epochs is not None and (not isinstance(tune_epochs, int) or tune_epochs < 0):
+        raise ValueError(f"tune_epochs must be an int >= 0 (epochs of tuning per fixed edge), got {tune_epochs!r}")
     if select == "perturbation" and mode == "gdas":
         raise ValueError("select='perturbation' needs a supernet trained on the mixture of all operations; GDAS "
                          "trains one sampled operation at a time, so use select='alpha' with mode='gdas'")
@@ -172,7 +176,6 @@ def darts_search(data: DatasetSplits, *, mode: str = "darts", epochs: int = 20, 
         sched.load_state_dict(state["sched"])
         result = DartsResult(mode, tuple(state["arch"]), state["alphas"], state["history"], state["seconds"])
         start = len(result.history)
-    loss_fn = nn.CrossEntropyLoss()
     from tqdm.auto import tqdm
 
     for epoch in tqdm(range(start, epochs), desc=f"{mode} search", disable=not progress, initial=start, total=epochs):
@@ -188,7 +191,7 @@ def darts_search(data: DatasetSplits, *, mode: str = "darts", epochs: int = 20, 
             if epoch >= warmup:
                 weights = _edge_weights(net.alpha, mode, temp)
                 a_opt.zero_grad()
-                loss_fn(net(xa, weights, aux, hard), ya).backward()
+                nn.functional.cross_entropy(net(xa, weights, aux, hard), ya).backward()
                 a_opt.step()
             weights = _edge_weights(net.alpha, mode, temp).detach()
             out, loss = _weight_step(net, w_opt, xw, yw, weights, aux, hard)
@@ -214,7 +217,7 @@ def darts_search(data: DatasetSplits, *, mode: str = "darts", epochs: int = 20, 
         tune_opt = torch.optim.SGD(net.weight_parameters(), w_lr / 10, momentum=0.9, weight_decay=3e-4)
 
         def tune(weights: torch.Tensor) -> None:  # DARTS-PT: 5 epochs per step after a 100-epoch search
-            for _ in range(max(1, epochs // 20)):
+            for _ in range(max(1, epochs // 20) if tune_epochs is None else tune_epochs):
                 for x, y in w_dl:
                     _weight_step(net, tune_opt, x, y, weights)
 
