@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from dfl_toolkit.errors import DFLError
+from dfl_toolkit.errors import CheckpointError, DFLError
 from dfl_toolkit.nas import Benchmark, CellSpace, RandomSearch, TabularEvaluator, TrainBudget, search
 from dfl_toolkit.nas.benchmark.build import RESULTS, build, read_results, unique_cells
 from dfl_toolkit.nas.benchmark.table import pack
@@ -162,3 +162,18 @@ def test_command_line_build_can_move_unused_train_images_into_val(tmp_path, caps
     assert config["budget"]["data_options"] == {"train_size": 200, "unused_to_val": True}
     with pytest.raises(ValueError, match="use another folder for another budget"):
         main(args)  # the same folder without the option is another budget
+
+
+def test_a_real_search_checkpoint_names_its_budget_and_a_table_search_its_table(built, tmp_path):
+    from dfl_toolkit.nas import TrainEvaluator
+
+    path = tmp_path / "real.json"
+    search(SPACE, RandomSearch(), TrainEvaluator(SPACE, TINY), 1, seed=0, checkpoint=path, progress=False)
+    recorded = json.loads(path.read_text())["config"]["evaluator"]
+    assert recorded["budget"]["epochs"] == 1 and recorded["data"] == "digits"
+    longer = TrainBudget("digits", {"train_size": 200}, epochs=2, batch_size=64, lr=0.05,
+                         skeleton={"channels": 4, "cells_per_stage": 1})
+    with pytest.raises(CheckpointError, match="belongs to another search"):  # not silently replayed
+        search(SPACE, RandomSearch(), TrainEvaluator(SPACE, longer), 1, seed=0, checkpoint=path, progress=False)
+    bench = Benchmark.load(pack(built, tmp_path / "table.json.gz"))
+    assert TabularEvaluator(bench).config()["table_sha256"] == bench.meta["sha256"]

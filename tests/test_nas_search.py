@@ -202,3 +202,25 @@ def test_bad_inputs_get_clear_errors(tmp_path):
         search(SPACE, RandomSearch(), MatchTarget(), 5, seed=1, checkpoint=other, progress=False)
     fresh = search(SPACE, RandomSearch(), MatchTarget(), 5, seed=1, checkpoint=other, resume=False, progress=False)
     assert len(fresh.trials) == 5
+
+
+class Budgeted(MatchTarget):
+    """MatchTarget that reports a config, as the toolkit's evaluators do (e.g. its training budget)."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def config(self):
+        return {"evaluator": "budgeted", "epochs": self.epochs}
+
+
+def test_a_checkpoint_made_with_another_evaluator_config_is_refused_not_replayed(tmp_path):
+    path = tmp_path / "search.json"
+    search(SPACE, RandomSearch(), Budgeted(epochs=3), 5, seed=0, checkpoint=path, progress=False)
+    assert json.loads(path.read_text())["config"]["evaluator"] == {"evaluator": "budgeted", "epochs": 3}
+    again = Budgeted(epochs=3)
+    search(SPACE, RandomSearch(), again, 5, seed=0, checkpoint=path, progress=False)
+    assert again.calls == 0  # same evaluator: replayed
+    with pytest.raises(CheckpointError, match="belongs to another search"):
+        search(SPACE, RandomSearch(), Budgeted(epochs=5), 5, seed=0, checkpoint=path, progress=False)

@@ -60,6 +60,13 @@ class MnasReward:
         self.evaluator, self.cost_key, self.target = evaluator, cost_key, target
         self.accuracy_key, self.alpha, self.beta = accuracy_key, alpha, beta
 
+    def config(self) -> dict[str, Any]:
+        """What a search checkpoint records: the reward's settings and the wrapped evaluator's config."""
+        inner = getattr(self.evaluator, "config", None)
+        return {"evaluator": "mnas_reward", "cost_key": self.cost_key, "target": self.target,
+                "accuracy_key": self.accuracy_key, "alpha": self.alpha, "beta": self.beta,
+                "inner": inner() if callable(inner) else None}
+
     def __call__(self, arch: Arch, seed: int = 0) -> dict[str, Any]:
         result = dict(self.evaluator(arch, seed))
         if not result.get("failed"):

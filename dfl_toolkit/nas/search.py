@@ -203,7 +203,9 @@ def search(space: SearchSpace, strategy: Strategy, evaluator: Evaluator, budget:
     """Run ``strategy`` on ``space`` for ``budget`` evaluations and return every trial.
 
     - ``evaluator(arch, seed) -> dict`` returns metrics including ``objective`` (maximised);
-      ``failed=True`` (or an exception) marks a failed trial, ranked last.
+      ``failed=True`` (or an exception) marks a failed trial, ranked last. An evaluator with a
+      ``config() -> dict`` method (the toolkit's have one) has it stored in the checkpoint, so a
+      checkpoint made with another training budget or table is refused instead of replayed.
     - ``batch_size`` architectures are asked before their results are told (for parallel executors).
     - ``checkpoint``: a JSON file updated after each evaluation; re-running resumes from it.
     - ``callbacks`` are called with the result so far after each batch (e.g. a live plot).
@@ -223,6 +225,9 @@ def search(space: SearchSpace, strategy: Strategy, evaluator: Evaluator, budget:
                             f"setup, ask, tell and config")
     config = {"space": space.name, "strategy": strategy.name, "strategy_config": strategy.config(),
               "objective": objective, "seed": seed, "batch_size": batch_size}
+    if callable(getattr(evaluator, "config", None)):  # so a checkpoint of another budget or table is refused
+        config["evaluator"] = evaluator.config()
+    config = json.loads(json.dumps(config))  # as it reads back from the checkpoint (tuples become lists)
     path = None if checkpoint is None else Path(checkpoint)
     recorded = _read_checkpoint(path, config) if path is not None and resume and path.exists() else {}
     strategy.setup(space, objective, random.Random(seed))

@@ -25,6 +25,10 @@ class TabularEvaluator:
         self.bench = bench
         self.seeds = list(bench.seeds)
 
+    def config(self) -> dict[str, Any]:
+        """What a search checkpoint records about this evaluator: which table (by checksum)."""
+        return {"evaluator": "tabular", "table_sha256": self.bench.meta["sha256"]}
+
     def __call__(self, arch: Arch, seed: int = 0) -> dict[str, Any]:
         one = self.bench.query(arch, seed=self.seeds[seed % len(self.seeds)])
         mean = self.bench.query(arch)

@@ -54,6 +54,11 @@ class TrainEvaluator:
         if self.data.task != "classification":
             raise ValueError(f"architecture search evaluates classifiers; {self.data.name!r} is {self.data.task}")
 
+    def config(self) -> dict[str, Any]:
+        """What a search checkpoint records about this evaluator: the budget and the data it trains on."""
+        return {"evaluator": "train", "budget": self.budget.to_dict(), "data": self.data.name,
+                "split_sizes": [len(self.data.train), len(self.data.val), len(self.data.test)]}
+
     def build(self, arch: Arch) -> torch.nn.Module:
         skeleton = {"in_channels": self.data.input_shape[0], "num_classes": self.data.num_classes,
                     **self.budget.skeleton}
