@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -74,7 +76,8 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA) so that CPU runs repeat bit for bit.
+    """Seed Python, NumPy and torch (CPU and CUDA) so that CPU runs repeat bit for bit
+    (at the same torch thread count: see :func:`torch_threads`).
 
     Example:
         >>> seed_everything(0); a = torch.rand(1); seed_everything(0); bool(a == torch.rand(1))
@@ -87,6 +90,31 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run a block with ``n`` torch CPU threads (``None``: leave it), then restore the previous count.
+
+    Why: a CPU run repeats bit for bit only at the same thread count (threads split sums in a different
+    order), so code that must give the same numbers on any laptop fixes it.
+
+    Example:
+        >>> with torch_threads(1):
+        ...     torch.get_num_threads()
+        1
+    """
+    if n is None:
+        yield
+        return
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"threads must be a positive int or None, got {n!r}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def data_dir() -> Path:

@@ -177,3 +177,24 @@ def test_a_real_search_checkpoint_names_its_budget_and_a_table_search_its_table(
         search(SPACE, RandomSearch(), TrainEvaluator(SPACE, longer), 1, seed=0, checkpoint=path, progress=False)
     bench = Benchmark.load(pack(built, tmp_path / "table.json.gz"))
     assert TabularEvaluator(bench).config()["table_sha256"] == bench.meta["sha256"]
+
+
+def test_a_real_evaluation_gives_the_same_numbers_whatever_the_callers_thread_count():
+    import torch
+
+    from dfl_toolkit.nas import TrainEvaluator
+
+    # at the table's budget this cell's accuracies differ between 1 and 2 torch threads unless fixed
+    cell = SPACE.from_str("|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_3x3~2|")
+    ev, before = TrainEvaluator(SPACE), torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            results.append({k: ev(cell, seed=0)[k] for k in ("val_acc", "test_acc", "train_acc")})
+            assert torch.get_num_threads() == n  # restored after training
+    finally:
+        torch.set_num_threads(before)
+    assert results[0] == results[1]
+    with pytest.raises(ValueError, match="threads must be a positive int"):
+        TrainEvaluator(SPACE, TINY, threads=0)

@@ -38,3 +38,15 @@ def test_data_dir_env_override(tmp_path, monkeypatch):
     target = tmp_path / "nested" / "data"
     monkeypatch.setenv("DFL_DATA_DIR", str(target))
     assert dfl.data_dir() == target and target.is_dir()
+
+
+def test_torch_threads_sets_and_restores_the_count():
+    from dfl_toolkit.runtime import torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="positive int or None"):
+        with torch_threads(0):
+            pass

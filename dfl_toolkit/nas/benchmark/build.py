@@ -61,7 +61,7 @@ def _init_worker(budget: dict[str, Any], threads: int) -> None:
 
     global _EVALUATOR
     torch.set_num_threads(threads)
-    _EVALUATOR = TrainEvaluator(CellSpace(), TrainBudget(**budget))
+    _EVALUATOR = TrainEvaluator(CellSpace(), TrainBudget(**budget), threads=threads)
 
 
 def _evaluate(job: tuple[str, int]) -> dict[str, Any]:

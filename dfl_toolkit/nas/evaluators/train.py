@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ...data import DatasetSplits, get_dataset
-from ...runtime import seed_everything
+from ...runtime import seed_everything, torch_threads
 from ...train import evaluate, fit
 from ..spaces.base import Arch, SearchSpace
 from .cost import count_flops, count_params, measure_latency
@@ -43,20 +43,27 @@ class TrainEvaluator:
     val/test accuracy, parameters, FLOPs, CPU latency and wall time. A run whose loss diverges is
     reported with ``failed=True`` instead of raising.
 
+    Training uses ``threads`` torch threads (1 by default, as the benchmark build does), so a cell
+    gives the same numbers on any machine and a real search can be checked against the table;
+    ``threads=None`` uses the current setting (faster on a many-core machine, not repeatable across them).
+
     Example:
         >>> ev = TrainEvaluator(CellSpace(), TrainBudget(epochs=2))
         >>> ev(("nor_conv_3x3",) * 6, seed=0)["val_acc"]
     """
 
-    def __init__(self, space: SearchSpace, budget: TrainBudget | None = None, data: DatasetSplits | None = None):
-        self.space, self.budget = space, budget or TrainBudget()
+    def __init__(self, space: SearchSpace, budget: TrainBudget | None = None, data: DatasetSplits | None = None,
+                 threads: int | None = 1):
+        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+            raise ValueError(f"threads must be a positive int (or None for the current setting), got {threads!r}")
+        self.space, self.budget, self.threads = space, budget or TrainBudget(), threads
         self.data = data or get_dataset(self.budget.dataset, **self.budget.data_options)
         if self.data.task != "classification":
             raise ValueError(f"architecture search evaluates classifiers; {self.data.name!r} is {self.data.task}")
 
     def config(self) -> dict[str, Any]:
         """What a search checkpoint records about this evaluator: the budget and the data it trains on."""
-        return {"evaluator": "train", "budget": self.budget.to_dict(), "data": self.data.name,
+        return {"evaluator": "train", "budget": self.budget.to_dict(), "data": self.data.name, "threads": self.threads,
                 "split_sizes": [len(self.data.train), len(self.data.val), len(self.data.test)]}
 
     def build(self, arch: Arch) -> torch.nn.Module:
@@ -65,6 +72,10 @@ class TrainEvaluator:
         return self.space.build(arch, **skeleton)
 
     def __call__(self, arch: Arch, seed: int = 0) -> dict[str, Any]:
+        with torch_threads(self.threads):
+            return self._train(arch, seed)
+
+    def _train(self, arch: Arch, seed: int) -> dict[str, Any]:
         b = self.budget
         seed_everything(seed)
         model = self.build(arch)
