@@ -9,10 +9,20 @@ training run (the table's other seed), so that no signal is scored against its o
 - table val (500 images) of seed 0 against the table's test, seed 1 (and seed 1 against seed 0);
 - new test (1,000 images, seed 0) against the table's test, seed 1: the test split's own agreement.
 
-It also prints how closely the build's seed-0 runs repeat the table's seed-0 runs (same seed, today's code).
-Differences get a 95% bootstrap interval over cells.
+What a search needs is the top of the ranking, so it also reports, for both validation splits:
 
-    python benchmarks/val_split_check.py --build data/nb201_mnist14_val2k --table data/nb201_mnist14.json.gz
+- Spearman among the top 10% of cells (by the yardstick);
+- the regret of random search that picks its best cell by the signal (closed form,
+  :func:`expected_best_of_n` with ``judged_by``), over the built cells;
+- the regret of regularized evolution searching on the signal (``--seeds`` runs, ``--budget`` queries;
+  cells the build lacks fail, for both signals alike).
+
+Regret = best yardstick value among the built cells minus the picked cell's. It also prints how closely
+the build's seed-0 runs repeat the table's seed-0 runs (same seed, today's code). Differences get a 95%
+bootstrap interval over cells.
+
+    python benchmarks/val_split_check.py --build data/nb201_mnist14_val2k --table data/nb201_mnist14.json.gz \
+        [--seeds 100] [--budget 300]
 """
 
 from __future__ import annotations
@@ -23,21 +33,40 @@ from pathlib import Path
 
 import numpy as np
 
-from dfl_toolkit.nas import Benchmark
-from dfl_toolkit.nas.analysis import spearman
+from dfl_toolkit.nas import Benchmark, CellSpace, RegularizedEvolution, search
+from dfl_toolkit.nas.analysis import expected_best_of_n, mean_interval, spearman
 from dfl_toolkit.nas.benchmark.build import RESULTS, read_results
 
 OUT = Path(__file__).parent / "results"
+BUDGETS = (10, 20, 50, 100, 200, 300)
+SIGNALS = {"val2000": "2,000 val images (build, seed 0)", "val500": "500 val images (table, seed 0)"}
 
 
-def bootstrap_difference(a: np.ndarray, b: np.ndarray, target: np.ndarray, n: int = 2000,
+class BothSignals:
+    """Evaluator over the built cells: both validation signals and the yardstick (table test, seed 1)."""
+
+    def __init__(self, bench: Benchmark, built: dict[str, dict]):
+        self.bench, self.built = bench, built
+
+    def config(self) -> dict:
+        return {"evaluator": "val_split_check", "table_sha256": self.bench.meta["sha256"], "built": len(self.built)}
+
+    def __call__(self, arch, seed: int = 0) -> dict:
+        row = self.bench.row(arch)
+        new = self.built.get(row["arch"])
+        if new is None:
+            return {"failed": True}
+        return {"val2000": new["val_acc"], "val500": row["val_acc"]["0"], "judge": row["test_acc"]["1"]}
+
+
+def bootstrap_difference(a: np.ndarray, b: np.ndarray, target: np.ndarray, stat=spearman, n: int = 2000,
                          seed: int = 0) -> tuple[float, float]:
-    """95% interval of spearman(a, target) - spearman(b, target), resampling cells."""
+    """95% interval of stat(a, target) - stat(b, target), resampling cells."""
     rng = np.random.default_rng(seed)
     diffs = []
     for _ in range(n):
         i = rng.integers(0, len(a), len(a))
-        diffs.append(spearman(a[i], target[i]) - spearman(b[i], target[i]))
+        diffs.append(stat(a[i], target[i]) - stat(b[i], target[i]))
     lo, hi = np.quantile(diffs, [0.025, 0.975])
     return float(lo), float(hi)
 
@@ -46,12 +75,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build", required=True, help="build folder made with --unused-to-val")
     parser.add_argument("--table", required=True, help="the shipped table (.json.gz)")
+    parser.add_argument("--seeds", type=int, default=100, help="evolution runs per signal")
+    parser.add_argument("--budget", type=int, default=300, help="queries per evolution run")
     args = parser.parse_args()
 
     config = json.loads((Path(args.build) / "config.json").read_text())
     if not config["budget"]["data_options"].get("unused_to_val"):
         raise SystemExit(f"{args.build} was not built with --unused-to-val")
-    table = {r["arch"]: r for r in Benchmark.load(args.table).rows}
+    bench = Benchmark.load(args.table)
+    table = {r["arch"]: r for r in bench.rows}
     rows = [r for r in read_results(Path(args.build) / RESULTS) if r["seed"] == 0 and not r["failed"]]
     rows = [r for r in rows if r["arch"] in table]
     if len(rows) < 20:
@@ -86,6 +118,41 @@ def main() -> None:
           f"{result['new_val2000_vs_test_seed1'] - result['table_val500_seed0_vs_test_seed1']:+.3f} "
           f"(95% bootstrap interval {lo:+.3f} to {hi:+.3f})")
     print(f"same seed, today's code vs the table's run: test {result['same_seed_repeat_test']:.3f}")
+
+    top = test1 >= np.quantile(test1, 0.9)
+    signals = {"val2000": new_val, "val500": val0}
+    result["top_decile"] = {k: spearman(v[top], test1[top]) for k, v in signals.items()}
+    result["top_decile_difference_interval"] = bootstrap_difference(new_val[top], val0[top], test1[top])
+    lo, hi = result["top_decile_difference_interval"]
+    print(f"among the top 10% of these cells by the yardstick ({top.sum()} cells): Spearman "
+          + ", ".join(f"{k} {v:.3f}" for k, v in result["top_decile"].items())
+          + f"; difference 95% interval {lo:+.3f} to {hi:+.3f}")
+
+    budgets = [b for b in BUDGETS if b <= args.budget]
+    best = float(test1.max())
+    result["random_regret"] = {k: {b: best - expected_best_of_n(v, b, judged_by=test1) for b in budgets}
+                               for k, v in {**signals, "yardstick itself": test1}.items()}
+    n_mid = 100 if 100 in budgets else budgets[-1]
+    result["random_regret_difference_interval"] = bootstrap_difference(  # regret(val2000) - regret(val500)
+        val0, new_val, test1, stat=lambda sig, y: expected_best_of_n(sig, n_mid, judged_by=y) - y.max(), n=500)
+    built = {r["arch"]: r for r in rows}
+    evaluator, runs = BothSignals(bench, built), {}
+    for key in signals:
+        runs[key] = np.array([search(CellSpace(), RegularizedEvolution(population_size=10, sample_size=3), evaluator,
+                                     args.budget, seed=seed, objective=key, progress=False).incumbent("judge")
+                              for seed in range(args.seeds)])
+    result["evolution_regret"] = {k: {b: mean_interval(best - r[:, b - 1]) for b in budgets} for k, r in runs.items()}
+    print(f"\nregret (best yardstick among the built cells {best:.4f} minus the picked cell's), by queries:")
+    print(f"{'':<34}" + "".join(f"{b:>16}" for b in budgets))
+    for key, per in result["random_regret"].items():
+        print(f"{'random, picks by ' + key:<34}" + "".join(f"{per[b]:>16.4f}" for b in budgets))
+    for key, per in result["evolution_regret"].items():
+        print(f"{'evolution, searches on ' + key:<34}"
+              + "".join(f"{per[b][0]:>9.4f} +-{per[b][1]:.4f}" for b in budgets))
+    lo, hi = result["random_regret_difference_interval"]
+    print(f"(random: closed form over the {len(rows):,} built cells, regret at {n_mid} with val2000 minus with "
+          f"val500: 95% interval {lo:+.4f} to {hi:+.4f};\n evolution: {args.seeds} runs, {args.budget} queries, "
+          f"cells not yet built fail)")
     OUT.mkdir(exist_ok=True)
     (OUT / "val_split_check.json").write_text(json.dumps({"build": args.build, "table": args.table, **result},
                                                          indent=1))

@@ -33,3 +33,27 @@ def test_expected_best_of_n_small_cases_and_errors():
         expected_best_of_n([], 3)
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+
+
+def judged(arch):
+    """A second fixed score, loosely tied to the first, as test accuracy is to one run's val accuracy."""
+    digest = hashlib.sha256(("judged" + SPACE.canonical(arch)).encode()).digest()
+    return 0.5 * score(arch) + 0.5 * int.from_bytes(digest[:4], "big") / 2**32
+
+
+def test_random_search_picking_by_a_noisy_signal_matches_the_closed_form():
+    def signal(arch):
+        return round(score(arch), 1)  # coarse, so many cells tie (as accuracies on 500 images do)
+
+    archs = list(SPACE.enumerate())
+    signals, values = [signal(a) for a in archs], [judged(a) for a in archs]
+    for n in (5, 20):
+        picked = [search(SPACE, RandomSearch(), lambda a, s: {"val_acc": signal(a), "test_acc": judged(a)}, n,
+                         seed=seed, progress=False).best.result["test_acc"] for seed in range(300)]
+        mean, half = mean_interval(picked)
+        expected = expected_best_of_n(signals, n, judged_by=values)
+        assert abs(mean - expected) < max(half, 1e-3), (n, mean, expected, half)
+        assert expected < expected_best_of_n(values, n)  # picking by the signal loses to picking by the judge
+    assert expected_best_of_n([0.0, 1.0, 1.0], 50, judged_by=[9.0, 2.0, 4.0]) == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="one value per score"):
+        expected_best_of_n([0.0, 1.0], 2, judged_by=[1.0])

@@ -7,22 +7,35 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def expected_best_of_n(scores: Sequence[float], n: int) -> float:
+def expected_best_of_n(scores: Sequence[float], n: int, judged_by: Sequence[float] | None = None) -> float:
     """Expected maximum of ``n`` draws with replacement, uniformly from ``scores`` (one entry per
     architecture of the space, duplicates included): what random search finds on average.
 
     With the scores sorted, s_(1) <= ... <= s_(N), P(max = s_(i)) = (i/N)**n - ((i-1)/N)**n.
 
+    ``judged_by`` (one value per score): the expected *judged* value of the draw with the best score
+    instead, ties broken at random. This is random search that picks by a noisy signal (one run's
+    validation accuracy) and is judged by another (test accuracy): the winner's curse in closed form.
+
     Example:
         >>> expected_best_of_n([0.0, 1.0], 1), expected_best_of_n([0.0, 1.0], 2)
         (0.5, 0.75)
+        >>> expected_best_of_n([0.0, 1.0], 2, judged_by=[1.0, 0.0])  # the best score is the worst cell
+        0.25
     """
-    s = np.sort(np.asarray(scores, dtype=float))
+    s = np.asarray(scores, dtype=float)
     if s.size == 0 or n < 1:
         raise ValueError("need at least one score and n >= 1")
-    cdf = np.arange(1, s.size + 1) / s.size
-    p = cdf ** n - np.concatenate([[0.0], cdf[:-1]]) ** n
-    return float((p * s).sum())
+    v = s if judged_by is None else np.asarray(judged_by, dtype=float)
+    if v.shape != s.shape:
+        raise ValueError(f"judged_by needs one value per score: {v.size} values for {s.size} scores")
+    order = np.argsort(s, kind="stable")
+    s, v = s[order], v[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # groups of tied scores
+    ends = np.r_[starts[1:], s.size]
+    p = (ends / s.size) ** n - (starts / s.size) ** n  # P(the best draw falls in the group)
+    group_mean = np.add.reduceat(v, starts) / (ends - starts)
+    return float((p * group_mean).sum())
 
 
 def mean_interval(values: Sequence[float]) -> tuple[float, float]:
