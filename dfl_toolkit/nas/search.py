@@ -137,7 +137,8 @@ def _worker_call(arch: Arch, seed: int) -> tuple[dict[str, Any], float]:
 
 
 class ProcessExecutor:
-    """Evaluates a batch in parallel worker processes on this machine (one torch thread each).
+    """Evaluates a batch in parallel worker processes on this machine (``threads`` torch threads each,
+    unless the evaluator fixes its own count, as ``TrainEvaluator`` does).
 
     The evaluator is sent to each worker once; results come back in ask order.
     """
