@@ -57,3 +57,7 @@ def test_random_search_picking_by_a_noisy_signal_matches_the_closed_form():
     assert expected_best_of_n([0.0, 1.0, 1.0], 50, judged_by=[9.0, 2.0, 4.0]) == pytest.approx(3.0)
     with pytest.raises(ValueError, match="one value per score"):
         expected_best_of_n([0.0, 1.0], 2, judged_by=[1.0])
+    with pytest.raises(ValueError, match="must not contain NaN"):
+        expected_best_of_n([0.0, float("nan")], 2, judged_by=[1.0, 0.0])
+    with pytest.raises(ValueError, match="flat sequence"):
+        expected_best_of_n([[0.0, 1.0]], 2)

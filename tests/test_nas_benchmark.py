@@ -175,14 +175,31 @@ def test_a_real_search_checkpoint_names_its_budget_and_a_table_search_its_table(
                          skeleton={"channels": 4, "cells_per_stage": 1})
     with pytest.raises(CheckpointError, match="belongs to another search"):  # not silently replayed
         search(SPACE, RandomSearch(), TrainEvaluator(SPACE, longer), 1, seed=0, checkpoint=path, progress=False)
-    bench = Benchmark.load(pack(built, tmp_path / "table.json.gz"))
-    assert TabularEvaluator(bench).config()["table_sha256"] == bench.meta["sha256"]
+    whole = Benchmark.load(pack(built, tmp_path / "whole.json.gz"))
+    fewer = tmp_path / "fewer"
+    shutil.copytree(built, fewer)
+    rows = (fewer / RESULTS).read_text().splitlines(keepends=True)
+    (fewer / RESULTS).write_text("".join(rows[:4]))  # the first two cells only: another table
+    path = tmp_path / "table_search.json"
+    search(SPACE, RandomSearch(), TabularEvaluator(whole), 3, seed=0, checkpoint=path, progress=False)
+    with pytest.raises(CheckpointError, match="belongs to another search.*evaluator"):
+        search(SPACE, RandomSearch(), TabularEvaluator(Benchmark.load(pack(fewer, tmp_path / "fewer.json.gz"))), 3,
+               seed=0, checkpoint=path, progress=False)
 
 
-def test_a_real_evaluation_gives_the_same_numbers_whatever_the_callers_thread_count():
+def test_a_real_evaluation_gives_the_same_numbers_whatever_the_callers_thread_count(monkeypatch):
     import torch
 
     from dfl_toolkit.nas import TrainEvaluator
+    from dfl_toolkit.nas.evaluators import train
+
+    seen, real_fit = [], train.fit
+
+    def fit_recording_threads(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(train, "fit", fit_recording_threads)
 
     # at the table's budget this cell's accuracies differ between 1 and 2 torch threads unless fixed
     cell = SPACE.from_str("|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_3x3~2|")
@@ -191,10 +208,11 @@ def test_a_real_evaluation_gives_the_same_numbers_whatever_the_callers_thread_co
     try:
         for n in (1, 2):
             torch.set_num_threads(n)
-            results.append({k: ev(cell, seed=0)[k] for k in ("val_acc", "test_acc", "train_acc")})
+            result = ev(cell, seed=0)
+            results.append({k: result[k] for k in ("val_acc", "test_acc", "train_acc")})
             assert torch.get_num_threads() == n  # restored after training
     finally:
         torch.set_num_threads(before)
-    assert results[0] == results[1]
+    assert seen == [1, 1] and results[0] == results[1]
     with pytest.raises(ValueError, match="threads must be a positive int"):
         TrainEvaluator(SPACE, TINY, threads=0)

@@ -1,5 +1,6 @@
 import pytest
 
+from dfl_toolkit.errors import CheckpointError
 from dfl_toolkit.nas import CellSpace, RegularizedEvolution, search
 from dfl_toolkit.nas.objectives import MnasReward, mnas_reward, pareto_front
 
@@ -32,3 +33,21 @@ def test_a_hard_cost_constraint_steers_search_to_cheap_architectures():
                     150, seed=0, objective="reward", progress=False)
     assert free.best.result["params"] == 7
     assert capped.best.result["params"] == 3
+
+
+def test_a_reward_checkpoint_records_the_target_and_the_wrapped_evaluator(tmp_path):
+    class Costed:
+        def __call__(self, arch, seed):
+            return {"val_acc": 0.9, "params": 2}
+
+        def config(self):
+            return {"evaluator": "costed"}
+
+    space = CellSpace()
+    path = tmp_path / "reward.json"
+    search(space, RegularizedEvolution(), MnasReward(Costed(), "params", target=3), 3, seed=0, objective="reward",
+           checkpoint=path, progress=False)
+    with pytest.raises(CheckpointError, match="evaluator: saved .*'target': 3.*'inner': {'evaluator': 'costed'}"):
+        search(space, RegularizedEvolution(), MnasReward(Costed(), "params", target=5), 3, seed=0, objective="reward",
+               checkpoint=path, progress=False)
+    assert MnasReward(lambda a, s: {}, "params", target=3).config()["inner"] is None  # a plain function has none

@@ -2,6 +2,7 @@
 
 import json
 import statistics
+from pathlib import Path
 
 import pytest
 
@@ -222,5 +223,21 @@ def test_a_checkpoint_made_with_another_evaluator_config_is_refused_not_replayed
     again = Budgeted(epochs=3)
     search(SPACE, RandomSearch(), again, 5, seed=0, checkpoint=path, progress=False)
     assert again.calls == 0  # same evaluator: replayed
-    with pytest.raises(CheckpointError, match="belongs to another search"):
+    with pytest.raises(CheckpointError, match="another search.*evaluator: saved .*'epochs': 3.*now .*'epochs': 5"):
         search(SPACE, RandomSearch(), Budgeted(epochs=5), 5, seed=0, checkpoint=path, progress=False)
+    old = json.loads(path.read_text())
+    del old["config"]["evaluator"]  # as an older toolkit wrote it
+    path.write_text(json.dumps(old))
+    with pytest.raises(CheckpointError, match="older toolkit.*resume=False"):
+        search(SPACE, RandomSearch(), Budgeted(epochs=3), 5, seed=0, checkpoint=path, progress=False)
+
+
+class Unsaveable(Budgeted):
+    def config(self):
+        return {"evaluator": "unsaveable", "where": Path("/tmp")}
+
+
+def test_a_config_that_json_cannot_hold_gets_a_clear_error_only_when_checkpointing(tmp_path):
+    assert len(search(SPACE, RandomSearch(), Unsaveable(3), 3, seed=0, progress=False).trials) == 3
+    with pytest.raises(TypeError, match="evaluator.config\\(\\) as JSON"):
+        search(SPACE, RandomSearch(), Unsaveable(3), 3, seed=0, checkpoint=tmp_path / "c.json", progress=False)

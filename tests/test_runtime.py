@@ -47,6 +47,10 @@ def test_torch_threads_sets_and_restores_the_count():
     with torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError, match="boom"):
+        with torch_threads(1):
+            raise RuntimeError("boom")
+    assert torch.get_num_threads() == before  # restored after an error too
     with pytest.raises(ValueError, match="positive int or None"):
         with torch_threads(0):
             pass

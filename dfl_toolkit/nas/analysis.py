@@ -24,11 +24,13 @@ def expected_best_of_n(scores: Sequence[float], n: int, judged_by: Sequence[floa
         0.25
     """
     s = np.asarray(scores, dtype=float)
-    if s.size == 0 or n < 1:
-        raise ValueError("need at least one score and n >= 1")
+    if s.ndim != 1 or s.size == 0 or n < 1:
+        raise ValueError(f"need a flat sequence of at least one score and n >= 1, got shape {s.shape}, n={n}")
     v = s if judged_by is None else np.asarray(judged_by, dtype=float)
     if v.shape != s.shape:
         raise ValueError(f"judged_by needs one value per score: {v.size} values for {s.size} scores")
+    if np.isnan(s).any() or np.isnan(v).any():
+        raise ValueError("scores and judged_by must not contain NaN (a failed evaluation scores -inf)")
     order = np.argsort(s, kind="stable")
     s, v = s[order], v[order]
     starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # groups of tied scores

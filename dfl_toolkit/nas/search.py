@@ -190,10 +190,26 @@ def _read_checkpoint(path: Path, config: dict[str, Any]) -> dict[int, Trial]:
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise CheckpointError(f"search checkpoint {path} cannot be read ({err}); delete it or pass "
                               f"resume=False to start over") from err
-    if data["config"] != config:
-        raise CheckpointError(f"search checkpoint {path} belongs to another search ({data['config']}); "
+    saved = data["config"]
+    if "evaluator" in config and "evaluator" not in saved:
+        raise CheckpointError(f"search checkpoint {path} was made by an older toolkit that did not record the "
+                              f"evaluator (training budget or table), so it cannot be checked; delete it or pass "
+                              f"resume=False to start over")
+    if saved != config:
+        differ = "; ".join(f"{k}: saved {saved.get(k)!r}, now {config.get(k)!r}"
+                           for k in sorted(set(saved) | set(config)) if saved.get(k) != config.get(k))
+        raise CheckpointError(f"search checkpoint {path} belongs to another search ({differ}); "
                               f"use another path or resume=False")
     return trials
+
+
+def _as_json(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` as it reads back from a checkpoint (tuples become lists), or a clear error."""
+    try:
+        return json.loads(json.dumps(config, allow_nan=False))
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"a search with a checkpoint stores strategy.config() and evaluator.config() as JSON: "
+                        f"plain str / int / float / bool / list / dict values, no NaN; got {config} ({err})") from err
 
 
 def search(space: SearchSpace, strategy: Strategy, evaluator: Evaluator, budget: int, *, seed: int = 0,
@@ -228,8 +244,9 @@ def search(space: SearchSpace, strategy: Strategy, evaluator: Evaluator, budget:
               "objective": objective, "seed": seed, "batch_size": batch_size}
     if callable(getattr(evaluator, "config", None)):  # so a checkpoint of another budget or table is refused
         config["evaluator"] = evaluator.config()
-    config = json.loads(json.dumps(config))  # as it reads back from the checkpoint (tuples become lists)
     path = None if checkpoint is None else Path(checkpoint)
+    if path is not None:
+        config = _as_json(config)
     recorded = _read_checkpoint(path, config) if path is not None and resume and path.exists() else {}
     strategy.setup(space, objective, random.Random(seed))
     result = SearchResult(space, objective, config=config)
