@@ -4,6 +4,7 @@ import gzip
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from dfl_toolkit.errors import CheckpointError, DFLError
@@ -106,6 +107,9 @@ def test_the_shipped_tables_are_whole_and_intact():
     bench = Benchmark.load()  # data/nb201_mnist14.json.gz, checksum checked on load
     assert len(bench) == 6466 and bench.meta["unique_cells"] == 6466 and 0 in bench.seeds
     assert bench.meta["budget"]["dataset"] == "mnist5k" and bench.full_space().shape == (15625,)
+    per_seed = [bench.full_space("val_acc", seed=s) for s in bench.seeds]  # what one training run measured
+    assert np.allclose(np.mean(per_seed, axis=0), bench.full_space("val_acc"))
+    assert not np.array_equal(per_seed[0], per_seed[1])
     assert len(Benchmark.load("nb201_digits")) == 500
 
 

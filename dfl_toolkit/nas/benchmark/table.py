@@ -155,10 +155,11 @@ class Benchmark:
         seeds = [str(s) for s in self.seeds]
         return np.array([statistics.fmean(r[name][s] for s in seeds) for r in self.rows], dtype=float)
 
-    def full_space(self, name: str = "test_acc") -> np.ndarray:
+    def full_space(self, name: str = "test_acc", seed: int | None = None) -> np.ndarray:
         """One metric for each of the 15,625 cells (isomorphic cells share their class's value):
-        the population random search draws from. Needs a complete table."""
-        values = self.metric(name)
+        the population random search draws from. One seed's value, or the mean over seeds (default).
+        Needs a complete table."""
+        values = self.metric(name, seed)
         try:
             return np.array([values[self._index[self.space.canonical(a)]] for a in self.space.enumerate()])
         except KeyError as err:
