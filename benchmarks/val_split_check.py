@@ -143,6 +143,13 @@ def main() -> None:
 
     result["random_regret"] = {k: {b: random_regret(v, test1, b, weight) for b in budgets}
                                for k, v in {**signals, "yardstick itself": test1}.items()}
+    grid = np.unique(np.geomspace(1, 100 * len(rows), 120).astype(int))
+    result["random_far"] = {}  # how the closed form goes on past the budget: its lowest point, and the signal's top
+    for k, v in {**signals, "yardstick itself": test1}.items():
+        curve = [random_regret(v, test1, int(n), weight) for n in grid]
+        low = int(np.argmin(curve))
+        result["random_far"][k] = {"lowest": curve[low], "at": int(grid[low]),
+                                   "signal_first": best - float(test1[v == v.max()].mean())}
     n_mid = 100 if 100 in budgets else budgets[-1]
     rng, diffs = np.random.default_rng(0), []
     for _ in range(500):  # resample cells: regret at n_mid picking by val2000 minus picking by val500
@@ -165,7 +172,9 @@ def main() -> None:
     print(f"\nregret (best yardstick among the built cells {best:.4f} minus the picked cell's), by queries:")
     print(f"{'':<34}" + "".join(f"{b:>16}" for b in budgets))
     for key, per in result["random_regret"].items():
-        print(f"{'random, picks by ' + key:<34}" + "".join(f"{per[b]:>16.4f}" for b in budgets))
+        far = result["random_far"][key]
+        print(f"{'random, picks by ' + key:<34}" + "".join(f"{per[b]:>16.4f}" for b in budgets)
+              + f"   lowest {far['lowest']:.4f} at {far['at']:,}; the signal's first cell {far['signal_first']:.4f}")
     for key, per in result["evolution_regret"].items():
         print(f"{'evolution, searches on ' + key:<34}"
               + "".join(f"{per[b][0]:>9.4f} +-{per[b][1]:.4f}" for b in budgets))
