@@ -34,7 +34,7 @@ from .explain import DeletionInsertion, deletion_insertion, explain, randomizati
 from .features import extract_features, list_layers
 from .models import CharRNN, ConvNet, SequenceRNN, TextRNN, TransformerClassifier
 from .probes import ProbeResult, linear_probe
-from .runtime import by_mode, data_dir, get_device, quick_mode, seed_everything
+from .runtime import by_mode, data_dir, get_device, quick_mode, seed_everything, torch_threads
 from .sequence_features import attention_maps, attention_rollout, rnn_states, token_states
 from .train import History, evaluate, fit, load_checkpoint, predict, save_checkpoint
 
@@ -48,7 +48,8 @@ __all__ = [
     "extract_features", "feature_matrix", "fit", "format_report", "get_dataset", "get_device", "get_loaders",
     "linear_probe", "list_backbones", "list_datasets", "list_layers", "list_photos", "load_backbone",
     "load_char_corpus", "load_checkpoint", "load_photo", "predict", "predict_photo", "quick_mode", "randomization_test",
-    "rnn_states", "save_checkpoint", "seed_everything", "token_states", "viz", "widgets", "checks", "assignments",
+    "rnn_states", "save_checkpoint", "seed_everything", "token_states", "torch_threads", "viz", "widgets", "checks",
+    "assignments",
 ]
 
 

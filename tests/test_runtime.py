@@ -41,8 +41,7 @@ def test_data_dir_env_override(tmp_path, monkeypatch):
 
 
 def test_torch_threads_sets_and_restores_the_count():
-    from dfl_toolkit.runtime import torch_threads
-
+    torch_threads = dfl.torch_threads
     before = torch.get_num_threads()
     with torch_threads(1):
         assert torch.get_num_threads() == 1
