@@ -41,7 +41,6 @@ from dfl_toolkit.nas.benchmark.build import RESULTS, read_results
 
 OUT = Path(__file__).parent / "results"
 BUDGETS = (10, 20, 50, 100, 200, 300)
-SIGNALS = {"val2000": "2,000 val images (build, seed 0)", "val500": "500 val images (table, seed 0)"}
 
 
 class BothSignals:
@@ -49,9 +48,6 @@ class BothSignals:
 
     def __init__(self, bench: Benchmark, built: dict[str, dict]):
         self.bench, self.built = bench, built
-
-    def config(self) -> dict:
-        return {"evaluator": "val_split_check", "table_sha256": self.bench.meta["sha256"], "built": len(self.built)}
 
     def __call__(self, arch, seed: int = 0) -> dict:
         row = self.bench.row(arch)
@@ -61,14 +57,14 @@ class BothSignals:
         return {"val2000": new["val_acc"], "val500": row["val_acc"]["0"], "judge": row["test_acc"]["1"]}
 
 
-def bootstrap_difference(a: np.ndarray, b: np.ndarray, target: np.ndarray, stat=spearman, n: int = 2000,
+def bootstrap_difference(a: np.ndarray, b: np.ndarray, target: np.ndarray, n: int = 2000,
                          seed: int = 0) -> tuple[float, float]:
-    """95% interval of stat(a, target) - stat(b, target), resampling cells."""
+    """95% interval of spearman(a, target) - spearman(b, target), resampling cells."""
     rng = np.random.default_rng(seed)
     diffs = []
     for _ in range(n):
         i = rng.integers(0, len(a), len(a))
-        diffs.append(stat(a[i], target[i]) - stat(b[i], target[i]))
+        diffs.append(spearman(a[i], target[i]) - spearman(b[i], target[i]))
     lo, hi = np.quantile(diffs, [0.025, 0.975])
     return float(lo), float(hi)
 

@@ -92,6 +92,12 @@ def seed_everything(seed: int) -> None:
     torch.backends.cudnn.benchmark = False
 
 
+def check_threads(n: int | None) -> None:
+    """Raise a clear error unless ``n`` is a positive int or None (a torch thread count, or "leave it")."""
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+        raise ValueError(f"threads must be a positive int or None (the current setting), got {n!r}")
+
+
 @contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
     """Run a block with ``n`` torch CPU threads (``None``: leave it), then restore the previous count.
@@ -107,8 +113,7 @@ def torch_threads(n: int | None) -> Iterator[None]:
     if n is None:
         yield
         return
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"threads must be a positive int or None, got {n!r}")
+    check_threads(n)
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ...data import DatasetSplits, get_dataset
-from ...runtime import seed_everything, torch_threads
+from ...runtime import check_threads, seed_everything, torch_threads
 from ...train import evaluate, fit
 from ..spaces.base import Arch, SearchSpace
 from .cost import count_flops, count_params, measure_latency
@@ -54,8 +54,7 @@ class TrainEvaluator:
 
     def __init__(self, space: SearchSpace, budget: TrainBudget | None = None, data: DatasetSplits | None = None,
                  threads: int | None = 1):
-        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
-            raise ValueError(f"threads must be a positive int (or None for the current setting), got {threads!r}")
+        check_threads(threads)  # here, not at the first evaluation
         self.space, self.budget, self.threads = space, budget or TrainBudget(), threads
         self.data = data or get_dataset(self.budget.dataset, **self.budget.data_options)
         if self.data.task != "classification":
