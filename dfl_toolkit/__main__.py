@@ -1,7 +1,7 @@
 """Command line: ``python -m dfl_toolkit ...`` (also installed as ``dfl``).
 
     dfl doctor                      check versions, device and offline datasets
-    dfl search ...                  run a search (strategy, evaluator, budget, seed, checkpoint)
+    dfl search ...                  run a search (space, strategy, evaluator, budget, seed, checkpoint)
     dfl benchmark build ...         train every unique NAS-Bench-201 cell (resumable)
     dfl benchmark pack DIR DEST     write the shipped table from a build folder
     dfl benchmark query TABLE ARCH  look one cell up
@@ -28,9 +28,10 @@ def _doctor(args: argparse.Namespace) -> int:
     return 1 if any("FAILED" in f or "MISSING" in f for _, f in rows) else 0
 
 
-def _budget(args: argparse.Namespace):
+def _budget(args: argparse.Namespace, space: str = "cell"):
     """The TrainBudget described by the training options shared by `search` and `benchmark build`;
-    an option left out keeps TrainBudget's default (the budget of the shipped benchmark table)."""
+    an option left out keeps TrainBudget's default (the budget of the shipped benchmark table). The
+    macro space builds with its own defaults: the cell skeleton's options do not apply to it."""
     from .nas.evaluators import TrainBudget
 
     default = TrainBudget()
@@ -40,9 +41,12 @@ def _budget(args: argparse.Namespace):
                     if v is not None})
     if args.unused_to_val:
         options["unused_to_val"] = True
-    skeleton = dict(default.skeleton)
-    skeleton.update({k: v for k, v in (("channels", args.channels), ("cells_per_stage", args.cells_per_stage))
-                     if v is not None})
+    cell_options = {k: v for k, v in (("channels", args.channels), ("cells_per_stage", args.cells_per_stage))
+                    if v is not None}
+    if space != "cell" and cell_options:
+        raise ValueError(f"--channels and --cells-per-stage set the cell space's skeleton; the {space} space "
+                         f"does not take them")
+    skeleton = {**default.skeleton, **cell_options} if space == "cell" else {}
     chosen = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr") if getattr(args, k) is not None}
     return dataclasses.replace(default, dataset=dataset, data_options=options, skeleton=skeleton, **chosen)
 
@@ -87,14 +91,20 @@ def _bench_query(args: argparse.Namespace) -> int:
     return 0
 
 
-STRATEGY_NAMES = ("random", "evolution", "reinforce", "predictor")
+STRATEGY_NAMES = ("random", "evolution", "reinforce", "predictor", "optuna-tpe")
+SPACE_NAMES = ("cell", "macro")
+EVALUATOR_NAMES = ("train", "table", "proxy")
 
 
 def _search(args: argparse.Namespace) -> int:
     from .nas import (
         Benchmark,
         CellSpace,
+        MacroSpace,
+        OptunaSampler,
         PredictorSearch,
+        ProcessExecutor,
+        ProxyEvaluator,
         RandomSearch,
         RegularizedEvolution,
         Reinforce,
@@ -102,25 +112,71 @@ def _search(args: argparse.Namespace) -> int:
         TrainEvaluator,
         search,
     )
+    from .nas.objectives import MnasReward
 
     strategy = {"random": RandomSearch, "evolution": RegularizedEvolution, "reinforce": Reinforce,
-                "predictor": PredictorSearch}[args.strategy]()
-    space = CellSpace()
-    if args.table:
-        evaluator = TabularEvaluator(Benchmark.load(args.table))
+                "predictor": PredictorSearch, "optuna-tpe": OptunaSampler}[args.strategy]()
+    space = {"cell": CellSpace, "macro": MacroSpace}[args.space]()
+    kind = args.evaluator or ("table" if args.table else "train")
+    if kind == "table":
+        if args.space != "cell":
+            raise ValueError(f"the benchmark table holds the cell space only; search the {args.space} space with "
+                             f"--evaluator train or --evaluator proxy")
+        evaluator = TabularEvaluator(Benchmark.load(args.table))  # no --table: the shipped table
+    elif args.table:
+        raise ValueError(f"--table is the table to look architectures up in; it goes with --evaluator table, "
+                         f"not --evaluator {kind}")
+    elif kind == "train":
+        evaluator = TrainEvaluator(space, _budget(args, args.space))
     else:
-        evaluator = TrainEvaluator(space, _budget(args))
-    result = search(space, strategy, evaluator, args.budget, seed=args.seed, checkpoint=args.checkpoint,
-                    objective=args.objective)
-    top = sorted(result.trials, key=result.score, reverse=True)[: args.top]
-    print(f"\n{'#':>4}  {args.objective:>9}  {'test_acc':>8}  {'cost s':>7}  architecture")
-    for t in top:
-        r = t.result
-        print(f"{t.number:>4}  {r.get(args.objective, float('nan')):>9.4f}  {r.get('test_acc', float('nan')):>8.4f}"
-              f"  {t.cost:>7.1f}  {t.arch}")
-    print(f"{len(result.trials)} evaluations, {sum(t.failed for t in result.trials)} failed, "
-          f"total cost {result.cumulative_cost()[-1]:.0f} s")
+        evaluator = ProxyEvaluator(space, args.proxy, _budget(args, args.space))
+    objective = args.objective or (args.proxy if kind == "proxy" else "val_acc")
+    if args.reward_cost:
+        if args.reward_target is None:
+            raise ValueError("--reward-cost needs --reward-target (the cost MnasNet's reward aims at, e.g. 30000 "
+                             "parameters)")
+        if kind == "proxy" and args.reward_cost != "params":
+            raise ValueError(f"a proxy evaluator measures params only, not {args.reward_cost}")
+        evaluator = MnasReward(evaluator, args.reward_cost, args.reward_target, accuracy_key=objective)
+        objective = "reward"
+    if args.workers < 1:
+        raise ValueError(f"--workers is the number of worker processes: at least 1, got {args.workers}")
+    executor = ProcessExecutor(args.workers) if args.workers > 1 else None
+    try:
+        result = search(space, strategy, evaluator, args.budget, seed=args.seed, checkpoint=args.checkpoint,
+                        objective=objective, batch_size=args.workers, executor=executor)
+    finally:
+        if executor is not None:
+            executor.close()
+    _print_trials(result, args.top)
     return 0
+
+
+def _print_trials(result, top: int) -> None:
+    """The best ``top`` distinct architectures (isomorphic copies count as one): objective, accuracy where
+    measured, parameters, how often the search evaluated it, cost, architecture."""
+    space, best = result.space, {}
+    for t in sorted(result.trials, key=lambda t: (-result.score(t), t.number)):
+        key = space.canonical(space.from_str(t.arch))
+        best.setdefault(key, [t, 0])[1] += 1
+    rows = list(best.values())[:top]
+    columns = [result.objective] + [k for k in ("val_acc", "test_acc", "params") if k != result.objective
+                                    and any(k in t.result for t, _ in rows)]
+
+    def cell(v: object) -> str:
+        if isinstance(v, int) and not isinstance(v, bool):
+            return f"{v:>10,}"
+        return f"{v:>10.4g}" if isinstance(v, float) else f"{'-':>10}"
+
+    print(f"\n{'#':>4}  " + "  ".join(f"{c:>10}" for c in columns) + f"  {'evals':>5}  {'cost s':>7}  architecture")
+    for t, n in rows:
+        print(f"{t.number:>4}  " + "  ".join(cell(t.result.get(c)) for c in columns)
+              + f"  {n:>5}  {t.cost:>7.2f}  {t.arch}")
+    failed = sum(t.failed for t in result.trials)
+    print(f"{len(result.trials)} evaluations of {len(best)} distinct architectures, {failed} failed, "
+          f"total cost {result.cumulative_cost()[-1]:.1f} s")
+    if failed:
+        print(f"first failure: {next(t.result.get('error', 'diverged') for t in result.trials if t.failed)}")
 
 
 def _assign_release(args: argparse.Namespace) -> int:
@@ -148,14 +204,27 @@ def main(argv: list[str] | None = None) -> int:
     doctor.add_argument("--no-data", action="store_true", help="skip loading the offline datasets")
     doctor.set_defaults(run=_doctor)
 
-    srch = sub.add_parser("search", help="search the NAS-Bench-201 cell space (table lookup or real training)")
+    srch = sub.add_parser("search", help="search a space (cell or macro) by training, table lookup or proxies")
+    srch.add_argument("--space", choices=SPACE_NAMES, default="cell",
+                      help="cell: NAS-Bench-201 cells; macro: MBConv stages (depth, width, kernel, expansion)")
     srch.add_argument("--strategy", choices=STRATEGY_NAMES, default="evolution")
+    srch.add_argument("--evaluator", choices=EVALUATOR_NAMES, default=None,
+                      help="train: from scratch (default); table: look up in the benchmark table (cell space); "
+                           "proxy: zero-cost proxies at initialisation")
     srch.add_argument("--budget", type=int, default=100, help="number of evaluations")
     srch.add_argument("--seed", type=int, default=0)
     srch.add_argument("--checkpoint", default=None, help="JSON file; rerun the same command to resume")
-    srch.add_argument("--objective", default="val_acc")
-    srch.add_argument("--table", default=None, help="benchmark table (.json.gz): look up instead of training")
-    _add_budget_options(srch)  # used when training (no --table)
+    srch.add_argument("--objective", default=None,
+                      help="metric to maximise (default val_acc; with --evaluator proxy, the proxy)")
+    srch.add_argument("--table", default=None,
+                      help="benchmark table (.json.gz) for --evaluator table (implies it); default: the shipped one")
+    srch.add_argument("--proxy", default="naswot", help="with --evaluator proxy: naswot, synflow, snip, grad_norm "
+                                                        "or params")
+    srch.add_argument("--reward-cost", choices=("params", "flops", "latency"), default=None,
+                      help="search MnasNet's reward: the objective times (cost / target) ** -0.07")
+    srch.add_argument("--reward-target", type=float, default=None, help="the cost --reward-cost aims at")
+    srch.add_argument("--workers", type=int, default=1, help="evaluate this many at once in worker processes")
+    _add_budget_options(srch)  # used when training or scoring proxies
     srch.add_argument("--top", type=int, default=5, help="rows of the results table")
     srch.set_defaults(run=_search)
 
@@ -195,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except DFLError as err:  # bad input: the message says what was wrong, no stack trace
+    except (DFLError, ValueError) as err:  # bad input: the message says what was wrong, no stack trace
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -2,7 +2,15 @@
 
 from .analysis import expected_best_of_n, mean_interval, spearman
 from .benchmark.table import Benchmark
-from .evaluators import TabularEvaluator, TrainBudget, TrainEvaluator, count_flops, count_params, measure_latency
+from .evaluators import (
+    ProxyEvaluator,
+    TabularEvaluator,
+    TrainBudget,
+    TrainEvaluator,
+    count_flops,
+    count_params,
+    measure_latency,
+)
 from .search import ProcessExecutor, SearchResult, SequentialExecutor, Strategy, Trial, search
 from .spaces import CategoricalSpace, CellSpace, MacroSpace, SearchSpace, compound_scaling
 from .strategies import (
@@ -16,7 +24,8 @@ from .strategies import (
 
 __all__ = [
     "Benchmark", "CategoricalSpace", "CellSpace", "MacroSpace", "OptunaSampler", "PredictorSearch",
-    "ProcessExecutor", "RandomSearch", "RegularizedEvolution", "Reinforce", "SearchResult", "SearchSpace",
+    "ProcessExecutor", "ProxyEvaluator", "RandomSearch", "RegularizedEvolution", "Reinforce", "SearchResult",
+    "SearchSpace",
     "SequentialExecutor", "Strategy", "TabularEvaluator", "TrainBudget", "TrainEvaluator", "Trial", "compound_scaling",
     "count_flops", "count_params", "expected_best_of_n", "fitness", "mean_interval", "measure_latency", "plots",
     "search", "spearman",

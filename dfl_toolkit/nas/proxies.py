@@ -79,7 +79,11 @@ def naswot(model: nn.Module, batch: Batch) -> float:
         codes = (inputs[0].detach().reshape(n, -1) > 0).double()
         kernel.add_(codes @ codes.T + (1 - codes) @ (1 - codes).T)
 
-    handles = [m.register_forward_pre_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)]
+    relus = [m for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
+    if not relus:
+        raise ValueError(f"NASWOT reads the on/off pattern of ReLU (or ReLU6) modules; {type(model).__name__} "
+                         f"has none (a functional relu inside forward is not seen)")
+    handles = [m.register_forward_pre_hook(hook) for m in relus]
     try:
         model.train()
         with torch.no_grad():

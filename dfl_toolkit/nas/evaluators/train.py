@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from ...data import DatasetSplits, get_dataset
+from ...errors import UnknownNameError
 from ...runtime import check_threads, seed_everything, torch_threads
 from ...train import evaluate, fit
 from ..spaces.base import Arch, SearchSpace
@@ -56,6 +57,7 @@ class TrainEvaluator:
                  threads: int | None = 1):
         check_threads(threads)  # here, not at the first evaluation
         self.space, self.budget, self.threads = space, budget or TrainBudget(), threads
+        check_skeleton(space, self.budget.skeleton)
         self.data = data or get_dataset(self.budget.dataset, **self.budget.data_options)
         if self.data.task != "classification":
             raise ValueError(f"architecture search evaluates classifiers; {self.data.name!r} is {self.data.task}")
@@ -66,9 +68,7 @@ class TrainEvaluator:
                 "split_sizes": [len(self.data.train), len(self.data.val), len(self.data.test)]}
 
     def build(self, arch: Arch) -> torch.nn.Module:
-        skeleton = {"in_channels": self.data.input_shape[0], "num_classes": self.data.num_classes,
-                    **self.budget.skeleton}
-        return self.space.build(arch, **skeleton)
+        return build_network(self.space, arch, self.data, self.budget.skeleton)
 
     def __call__(self, arch: Arch, seed: int = 0) -> dict[str, Any]:
         with torch_threads(self.threads):
@@ -90,3 +90,19 @@ class TrainEvaluator:
             return {**result, "val_acc": 0.0, "test_acc": 0.0, "train_acc": 0.0}
         return {**result, "train_acc": history.last["train_acc"], "val_acc": history.last["val_acc"],
                 "test_acc": evaluate(model, test_dl, device="cpu")["acc"]}
+
+
+def check_skeleton(space: SearchSpace, skeleton: dict[str, Any]) -> None:
+    """A clear error for a skeleton option ``space.build`` does not take (e.g. the cell space's ``channels``
+    on the macro space), raised when an evaluator is made rather than as a failed trial later."""
+    import inspect
+
+    accepted = [p for p in inspect.signature(space.build).parameters if p not in ("arch", "in_channels", "num_classes")]
+    unknown = sorted(set(skeleton) - set(accepted))
+    if unknown:
+        raise UnknownNameError(f"skeleton option for the {space.name} space:", unknown[0], accepted)
+
+
+def build_network(space: SearchSpace, arch: Arch, data: DatasetSplits, skeleton: dict[str, Any]) -> torch.nn.Module:
+    """``space.build(arch, **skeleton)`` for ``data``'s input channels and number of classes."""
+    return space.build(arch, in_channels=data.input_shape[0], num_classes=data.num_classes, **skeleton)

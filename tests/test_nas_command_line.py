@@ -1,0 +1,92 @@
+"""`dfl search`: every space, strategy and evaluator the issue names, and clear errors for bad combinations."""
+
+import random
+
+import pytest
+import torch
+from torch import nn
+
+from dfl_toolkit.__main__ import main
+from dfl_toolkit.errors import UnknownNameError
+from dfl_toolkit.nas import CellSpace, MacroSpace, ProxyEvaluator, RandomSearch, TrainBudget, TrainEvaluator, search
+from dfl_toolkit.nas.proxies import score
+
+TINY = ["--dataset", "digits", "--train-size", "200", "--epochs", "1", "--batch-size", "64", "--lr", "0.05"]
+
+
+def test_a_proxy_evaluator_scores_untrained_networks_repeatably():
+    space = CellSpace()
+    ev = ProxyEvaluator(space, ("naswot", "synflow"), TrainBudget("digits", {"train_size": 200},
+                                                                  skeleton={"channels": 4, "cells_per_stage": 1}))
+    conv = ev(("nor_conv_3x3",) * 6, seed=3)
+    assert set(conv) == {"naswot", "synflow", "params"}
+    assert conv == ev(("nor_conv_3x3",) * 6, seed=3)  # same seed, same initial weights, same batch
+    assert conv["synflow"] > ev(("skip_connect",) * 6, seed=3)["synflow"]
+    assert ev.config()["proxies"] == ["naswot", "synflow"]
+    result = search(space, RandomSearch(), ev, 5, objective="naswot", progress=False)
+    assert len(result.trials) == 5 and not any(t.failed for t in result.trials)
+
+
+def test_bad_proxy_names_and_skeletons_fail_when_the_evaluator_is_made():
+    with pytest.raises(UnknownNameError, match="accepted: grad_norm, naswot, params, snip, synflow"):
+        ProxyEvaluator(CellSpace(), ("nawsot",))
+    # the default budget's skeleton is the cell space's: the macro space names what it takes instead
+    with pytest.raises(UnknownNameError, match="cells_per_stage'; accepted: depth_mult, stem, width_mult"):
+        TrainEvaluator(MacroSpace(), TrainBudget("digits"))
+    with pytest.raises(UnknownNameError, match="skeleton option"):
+        ProxyEvaluator(MacroSpace(), budget=TrainBudget("digits"))
+
+
+def test_naswot_reads_relu6_and_refuses_a_model_without_relus():
+    x = torch.randn(8, 1, 14, 14, generator=torch.Generator().manual_seed(0))
+    batch = (x, torch.zeros(8, dtype=torch.long))
+    torch.manual_seed(0)
+    macro = MacroSpace().build(MacroSpace().sample(random.Random(0)), in_channels=1)
+    assert score("naswot", macro, batch) > float("-inf")  # MBConv blocks use ReLU6
+    with pytest.raises(ValueError, match="has none"):
+        score("naswot", nn.Sequential(nn.Flatten(), nn.Linear(196, 10), nn.Tanh()), batch)
+
+
+def test_search_by_table_with_tpe_lists_distinct_architectures(capsys):
+    assert main(["search", "--evaluator", "table", "--strategy", "optuna-tpe", "--budget", "30", "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "30 evaluations of" in out and "distinct architectures" in out and "evals" in out
+    rows = [line for line in out.splitlines() if line.strip().startswith(tuple("0123456789")) and "|" in line]
+    assert len(rows) == 3
+    assert len({CellSpace().canonical(CellSpace().from_str(r.split()[-1])) for r in rows}) == 3
+
+
+def test_search_by_proxy_and_a_constrained_reward(capsys):
+    assert main(["search", "--evaluator", "proxy", "--proxy", "synflow", "--budget", "4", *TINY]) == 0
+    out = capsys.readouterr().out
+    assert "synflow" in out and "4 evaluations" in out and "test_acc" not in out  # nothing was trained
+    assert main(["search", "--evaluator", "table", "--budget", "10", "--reward-cost", "params",
+                 "--reward-target", "30000"]) == 0
+    assert "reward" in capsys.readouterr().out
+
+
+def test_search_the_macro_space_by_training_in_two_processes(tmp_path, capsys):
+    ckpt = tmp_path / "macro.json"
+    args = ["search", "--space", "macro", "--strategy", "random", "--budget", "2", "--workers", "2",
+            "--checkpoint", str(ckpt), *TINY]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "2 evaluations" in out and "0 failed" in out and "-w" in out  # macro strings look like d2-w16-k3-e6
+    assert main(args) == 0  # rerun: resumes from the checkpoint, nothing is trained again
+    assert "total cost" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--space", "macro", "--evaluator", "table"], "holds the cell space only"),
+    (["--space", "macro", "--channels", "4"], "the macro space does not take them"),
+    (["--evaluator", "proxy", "--table", "x.json.gz"], "goes with --evaluator table"),
+    (["--evaluator", "table", "--reward-cost", "params"], "needs --reward-target"),
+    (["--evaluator", "proxy", "--reward-cost", "flops", "--reward-target", "1"], "measures params only"),
+    (["--evaluator", "proxy", "--proxy", "nawsot"], "unknown proxy 'nawsot'"),
+    (["--workers", "0"], "at least 1"),
+    (["--evaluator", "table", "--budget", "0"], "positive int"),
+])
+def test_bad_search_options_get_one_clear_line(args, message, capsys):
+    assert main(["search", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
