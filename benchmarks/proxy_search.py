@@ -81,7 +81,7 @@ def main() -> None:
     curves = OUT / "regret_curves.json"
     if curves.exists() and json.loads(curves.read_text())["table"] == args.table:
         summary = json.loads(curves.read_text())["summary"]
-        trained = {name: {n: s[n][0] for n in ("50", "100", "300")} for name, s in summary.items()}
+        trained = {name: {n: s[n][0] for n in ("50", "100", "300") if n in s} for name, s in summary.items()}
         print("searches that train (regret_curves.json, mean regret after 50 / 100 / 300 trainings): "
               + "; ".join(f"{name} " + " / ".join(f"{v:.4f}" for v in r.values()) for name, r in trained.items()))
     OUT.mkdir(exist_ok=True)

@@ -16,7 +16,7 @@ its new runs must match its table entries on average, or the new runs would not 
 
     python benchmarks/rank_ceiling.py --table data/nb201_mnist14.json.gz [--top 0.01] [--control 40]
 
-Runs are appended to ``results/rank_ceiling_runs.jsonl`` as they finish (a killed run resumes);
+Runs are appended to ``results/rank_ceiling_runs_<table checksum>.jsonl`` as they finish (a killed run resumes);
 the summary goes to ``results/rank_ceiling.json``. About 7 minutes on 2 cores.
 """
 
@@ -34,7 +34,6 @@ from dfl_toolkit.nas import Benchmark, CellSpace, TrainBudget, TrainEvaluator
 from dfl_toolkit.nas.analysis import mean_interval
 
 OUT = Path(__file__).parent / "results"
-RUNS = OUT / "rank_ceiling_runs.jsonl"
 NEW_SEEDS = (2, 3)
 CONFIRM_SEEDS = (4, 5)
 _EVALUATOR: TrainEvaluator | None = None
@@ -51,10 +50,16 @@ def _train(job: tuple[str, int]) -> dict:
     return {"arch": arch, "seed": seed, "test_acc": result.get("test_acc"), "failed": bool(result.get("failed"))}
 
 
-def _done() -> dict[tuple[str, int], dict]:
-    if not RUNS.exists():
+def _runs_file(bench: Benchmark) -> Path:
+    """One runs file per table (by checksum), so runs of another table's budget are never mixed in."""
+    return OUT / f"rank_ceiling_runs_{bench.meta['sha256'][:12]}.jsonl"
+
+
+def _done(bench: Benchmark) -> dict[tuple[str, int], dict]:
+    runs_file = _runs_file(bench)
+    if not runs_file.exists():
         return {}
-    runs = [json.loads(line) for line in RUNS.read_text().splitlines() if line.strip().endswith("}")]
+    runs = [json.loads(line) for line in runs_file.read_text().splitlines() if line.strip().endswith("}")]
     return {(r["arch"], r["seed"]): r for r in runs}
 
 
@@ -85,7 +90,11 @@ def main() -> None:
     diff = [fresh(a) - table[row[a]] for a in control]
     control_mean, control_half = mean_interval(diff)
     # Top cells: where their new two-seed mean ranks among the table's entries.
-    share_better = np.array([(table > fresh(a)).mean() for a in top])
+    def share_better_than(arch: str, acc: float) -> float:
+        """Share of the *other* table entries above ``acc`` (the cell's own entry is not its competitor)."""
+        return float(((table > acc).sum() - (table[row[arch]] > acc)) / (len(table) - 1))
+
+    share_better = np.array([share_better_than(a, fresh(a)) for a in top])
     drop = [table[row[a]] - fresh(a) for a in top]
     summary = {
         "table": args.table, "new_seeds": list(NEW_SEEDS), "top_cells": len(top), "control_cells": len(control),
@@ -101,7 +110,7 @@ def main() -> None:
         "confirmed_cells": four,
         "confirmed_four_run_mean": float(np.mean([(table[row[a]] + fresh(a)) / 2 for a in four])),
         "confirmed_new_mean": float(np.mean([fresh(a, CONFIRM_SEEDS) for a in four])),
-        "confirmed_ranks": sorted(float((table > fresh(a, CONFIRM_SEEDS)).mean()) for a in four),
+        "confirmed_ranks": sorted(share_better_than(a, fresh(a, CONFIRM_SEEDS)) for a in four),
     }
     confirmed = np.array(summary["confirmed_ranks"])
     summary["confirmed_rank_mean"], summary["confirmed_rank_interval"] = mean_interval(confirmed)
@@ -124,17 +133,18 @@ def main() -> None:
 
 def _train_all(jobs: list[tuple[str, int]], bench: Benchmark, workers: int) -> dict[tuple[str, int], dict]:
     """Train the (cell, seed) runs not yet in RUNS with the table's budget; every run, old and new."""
-    done = _done()
+    done = _done(bench)
     todo = [j for j in jobs if j not in done]
     if todo:
-        print(f"training {len(todo)} runs ({len(done)} already in {RUNS.name})", flush=True)
-        with mp.get_context("spawn").Pool(workers, _init, (bench.meta["budget"],)) as pool, open(RUNS, "a") as f:
+        print(f"training {len(todo)} runs ({len(done)} already in {_runs_file(bench).name})", flush=True)
+        with mp.get_context("spawn").Pool(workers, _init, (bench.meta["budget"],)) as pool, \
+                open(_runs_file(bench), "a") as f:
             for k, run in enumerate(pool.imap_unordered(_train, todo), 1):
                 f.write(json.dumps(run) + "\n")
                 f.flush()
                 if k % 20 == 0:
                     print(f"  {k}/{len(todo)}", flush=True)
-    return _done()
+    return _done(bench)
 
 
 if __name__ == "__main__":

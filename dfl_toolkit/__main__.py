@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import DFLError
+from .errors import DFLError, UnknownNameError, UsageError
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -44,7 +44,7 @@ def _budget(args: argparse.Namespace, space: str = "cell"):
     cell_options = {k: v for k, v in (("channels", args.channels), ("cells_per_stage", args.cells_per_stage))
                     if v is not None}
     if space != "cell" and cell_options:
-        raise ValueError(f"--channels and --cells-per-stage set the cell space's skeleton; the {space} space "
+        raise UsageError(f"--channels and --cells-per-stage set the cell space's skeleton; the {space} space "
                          f"does not take them")
     skeleton = {**default.skeleton, **cell_options} if space == "cell" else {}
     chosen = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr") if getattr(args, k) is not None}
@@ -93,6 +93,7 @@ def _bench_query(args: argparse.Namespace) -> int:
 
 STRATEGY_NAMES = ("random", "evolution", "reinforce", "predictor", "optuna-tpe")
 SPACE_NAMES = ("cell", "macro")
+TRAIN_METRICS = ("val_acc", "test_acc", "train_acc", "params", "flops", "latency")  # what every evaluation records
 EVALUATOR_NAMES = ("train", "table", "proxy")
 
 
@@ -118,29 +119,40 @@ def _search(args: argparse.Namespace) -> int:
                 "predictor": PredictorSearch, "optuna-tpe": OptunaSampler}[args.strategy]()
     space = {"cell": CellSpace, "macro": MacroSpace}[args.space]()
     kind = args.evaluator or ("table" if args.table else "train")
+    if args.proxy and kind != "proxy":
+        raise UsageError(f"--proxy names the proxy of --evaluator proxy; this search uses --evaluator {kind}")
+    if args.reward_target is not None and not args.reward_cost:
+        raise UsageError("--reward-target goes with --reward-cost (params, flops or latency)")
     if kind == "table":
         if args.space != "cell":
-            raise ValueError(f"the benchmark table holds the cell space only; search the {args.space} space with "
+            raise UsageError(f"the benchmark table holds the cell space only; search the {args.space} space with "
                              f"--evaluator train or --evaluator proxy")
         evaluator = TabularEvaluator(Benchmark.load(args.table))  # no --table: the shipped table
     elif args.table:
-        raise ValueError(f"--table is the table to look architectures up in; it goes with --evaluator table, "
+        raise UsageError(f"--table is the table to look architectures up in; it goes with --evaluator table, "
                          f"not --evaluator {kind}")
     elif kind == "train":
         evaluator = TrainEvaluator(space, _budget(args, args.space))
     else:
-        evaluator = ProxyEvaluator(space, args.proxy, _budget(args, args.space))
-    objective = args.objective or (args.proxy if kind == "proxy" else "val_acc")
+        evaluator = ProxyEvaluator(space, args.proxy or "naswot", _budget(args, args.space))
+    objective = args.objective or (evaluator.proxies[0] if kind == "proxy" else "val_acc")
+    if kind == "proxy" and objective not in (*evaluator.proxies, "params"):
+        raise UsageError(f"a proxy search measures {evaluator.proxies[0]} and params only; --objective "
+                         f"{objective} needs --evaluator train or table")
+    measured = {"train": TRAIN_METRICS, "table": (*TRAIN_METRICS, "mean_val_acc", "mean_test_acc")}.get(kind)
+    if measured and objective not in measured:
+        raise UnknownNameError(f"--objective for --evaluator {kind}:", objective, measured)
     if args.reward_cost:
         if args.reward_target is None:
-            raise ValueError("--reward-cost needs --reward-target (the cost MnasNet's reward aims at, e.g. 30000 "
+            raise UsageError("--reward-cost needs --reward-target (the cost MnasNet's reward aims at, e.g. 30000 "
                              "parameters)")
-        if kind == "proxy" and args.reward_cost != "params":
-            raise ValueError(f"a proxy evaluator measures params only, not {args.reward_cost}")
+        if kind == "proxy":
+            raise UsageError("MnasNet's reward scales an accuracy by the cost; a proxy is not an accuracy, so use "
+                             "--evaluator train or table with --reward-cost")
         evaluator = MnasReward(evaluator, args.reward_cost, args.reward_target, accuracy_key=objective)
         objective = "reward"
     if args.workers < 1:
-        raise ValueError(f"--workers is the number of worker processes: at least 1, got {args.workers}")
+        raise UsageError(f"--workers is the number of worker processes: at least 1, got {args.workers}")
     executor = ProcessExecutor(args.workers) if args.workers > 1 else None
     try:
         result = search(space, strategy, evaluator, args.budget, seed=args.seed, checkpoint=args.checkpoint,
@@ -218,13 +230,15 @@ def main(argv: list[str] | None = None) -> int:
                       help="metric to maximise (default val_acc; with --evaluator proxy, the proxy)")
     srch.add_argument("--table", default=None,
                       help="benchmark table (.json.gz) for --evaluator table (implies it); default: the shipped one")
-    srch.add_argument("--proxy", default="naswot", help="with --evaluator proxy: naswot, synflow, snip, grad_norm "
-                                                        "or params")
+    srch.add_argument("--proxy", default=None, help="with --evaluator proxy: naswot (default), synflow, snip, "
+                                                     "grad_norm or params")
     srch.add_argument("--reward-cost", choices=("params", "flops", "latency"), default=None,
                       help="search MnasNet's reward: the objective times (cost / target) ** -0.07")
     srch.add_argument("--reward-target", type=float, default=None, help="the cost --reward-cost aims at")
-    srch.add_argument("--workers", type=int, default=1, help="evaluate this many at once in worker processes")
-    _add_budget_options(srch)  # used when training or scoring proxies
+    srch.add_argument("--workers", type=int, default=1,
+                      help="evaluate this many at once in worker processes (the search asks for that many "
+                           "architectures at a time, so resume a checkpoint with the same --workers)")
+    _add_budget_options(srch)  # training; for proxies, the data and skeleton (the proxy batch is 64 images)
     srch.add_argument("--top", type=int, default=5, help="rows of the results table")
     srch.set_defaults(run=_search)
 
@@ -264,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (DFLError, ValueError) as err:  # bad input: the message says what was wrong, no stack trace
+    except DFLError as err:  # bad input: the message says what was wrong, no stack trace
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -17,6 +17,10 @@ class UnknownNameError(DFLError, ValueError):
         super().__init__(f"unknown {kind} {name!r}; accepted: {', '.join(self.accepted)}")
 
 
+class UsageError(DFLError, ValueError):
+    """An argument outside what a function or command accepts: a bad value or a bad combination."""
+
+
 class DatasetUnavailableError(DFLError, RuntimeError):
     """A dataset that needs a download could not be fetched (no network, timeout, bad file)."""
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from dfl_toolkit.__main__ import main
-from dfl_toolkit.errors import UnknownNameError
+from dfl_toolkit.errors import UnknownNameError, UsageError
 from dfl_toolkit.nas import CellSpace, MacroSpace, ProxyEvaluator, RandomSearch, TrainBudget, TrainEvaluator, search
 from dfl_toolkit.nas.proxies import score
 
@@ -20,7 +20,10 @@ def test_a_proxy_evaluator_scores_untrained_networks_repeatably():
                                                                   skeleton={"channels": 4, "cells_per_stage": 1}))
     conv = ev(("nor_conv_3x3",) * 6, seed=3)
     assert set(conv) == {"naswot", "synflow", "params"}
-    assert conv == ev(("nor_conv_3x3",) * 6, seed=3)  # same seed, same initial weights, same batch
+    assert conv == ev(("nor_conv_3x3",) * 6, seed=5)  # fixed initial weights by default: one score per cell
+    per_query = ProxyEvaluator(space, ("naswot", "synflow"), ev.budget, init_seed=None)
+    assert per_query(("nor_conv_3x3",) * 6, seed=3) == per_query(("nor_conv_3x3",) * 6, seed=3)
+    assert per_query(("nor_conv_3x3",) * 6, seed=3) != per_query(("nor_conv_3x3",) * 6, seed=5)
     assert conv["synflow"] > ev(("skip_connect",) * 6, seed=3)["synflow"]
     assert ev.config()["proxies"] == ["naswot", "synflow"]
     result = search(space, RandomSearch(), ev, 5, objective="naswot", progress=False)
@@ -31,10 +34,12 @@ def test_bad_proxy_names_and_skeletons_fail_when_the_evaluator_is_made():
     with pytest.raises(UnknownNameError, match="accepted: grad_norm, naswot, params, snip, synflow"):
         ProxyEvaluator(CellSpace(), ("nawsot",))
     # the default budget's skeleton is the cell space's: the macro space names what it takes instead
-    with pytest.raises(UnknownNameError, match="cells_per_stage'; accepted: depth_mult, stem, width_mult"):
+    with pytest.raises(UsageError, match=r"accepted: depth_mult, stem, width_mult .*TrainBudget\(skeleton=\{\}\)"):
         TrainEvaluator(MacroSpace(), TrainBudget("digits"))
-    with pytest.raises(UnknownNameError, match="skeleton option"):
+    with pytest.raises(UsageError, match="skeleton option"):
         ProxyEvaluator(MacroSpace(), budget=TrainBudget("digits"))
+    with pytest.raises(UsageError, match="non-negative int, or None"):
+        ProxyEvaluator(CellSpace(), init_seed=-1)
 
 
 def test_naswot_reads_relu6_and_refuses_a_model_without_relus():
@@ -50,7 +55,7 @@ def test_naswot_reads_relu6_and_refuses_a_model_without_relus():
 def test_search_by_table_with_tpe_lists_distinct_architectures(capsys):
     assert main(["search", "--evaluator", "table", "--strategy", "optuna-tpe", "--budget", "30", "--top", "3"]) == 0
     out = capsys.readouterr().out
-    assert "30 evaluations of" in out and "distinct architectures" in out and "evals" in out
+    assert "30 evaluations of" in out and "distinct architectures" in out and "evals" in out and "0 failed" in out
     rows = [line for line in out.splitlines() if line.strip().startswith(tuple("0123456789")) and "|" in line]
     assert len(rows) == 3
     assert len({CellSpace().canonical(CellSpace().from_str(r.split()[-1])) for r in rows}) == 3
@@ -59,10 +64,12 @@ def test_search_by_table_with_tpe_lists_distinct_architectures(capsys):
 def test_search_by_proxy_and_a_constrained_reward(capsys):
     assert main(["search", "--evaluator", "proxy", "--proxy", "synflow", "--budget", "4", *TINY]) == 0
     out = capsys.readouterr().out
-    assert "synflow" in out and "4 evaluations" in out and "test_acc" not in out  # nothing was trained
+    assert "synflow" in out and "4 evaluations" in out and "0 failed" in out
+    assert "test_acc" not in out  # nothing was trained
     assert main(["search", "--evaluator", "table", "--budget", "10", "--reward-cost", "params",
                  "--reward-target", "30000"]) == 0
-    assert "reward" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "reward" in out and "0 failed" in out
 
 
 def test_search_the_macro_space_by_training_in_two_processes(tmp_path, capsys):
@@ -72,8 +79,10 @@ def test_search_the_macro_space_by_training_in_two_processes(tmp_path, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "2 evaluations" in out and "0 failed" in out and "-w" in out  # macro strings look like d2-w16-k3-e6
-    assert main(args) == 0  # rerun: resumes from the checkpoint, nothing is trained again
-    assert "total cost" in capsys.readouterr().out
+    saved = ckpt.stat().st_mtime_ns, ckpt.read_text()
+    assert main(args) == 0  # rerun: replays the checkpoint, nothing is trained (or written) again
+    assert "2 evaluations" in capsys.readouterr().out
+    assert (ckpt.stat().st_mtime_ns, ckpt.read_text()) == saved
 
 
 @pytest.mark.parametrize("args, message", [
@@ -81,7 +90,12 @@ def test_search_the_macro_space_by_training_in_two_processes(tmp_path, capsys):
     (["--space", "macro", "--channels", "4"], "the macro space does not take them"),
     (["--evaluator", "proxy", "--table", "x.json.gz"], "goes with --evaluator table"),
     (["--evaluator", "table", "--reward-cost", "params"], "needs --reward-target"),
-    (["--evaluator", "proxy", "--reward-cost", "flops", "--reward-target", "1"], "measures params only"),
+    (["--evaluator", "proxy", "--reward-cost", "params", "--reward-target", "1"], "a proxy is not an accuracy"),
+    (["--evaluator", "proxy", "--objective", "val_acc"], "needs --evaluator train or table"),
+    (["--evaluator", "table", "--objective", "val_accuracy"], "accepted: flops, latency, mean_test_acc"),
+    (["--evaluator", "table", "--proxy", "synflow"], "--proxy names the proxy of --evaluator proxy"),
+    (["--evaluator", "table", "--reward-target", "3"], "goes with --reward-cost"),
+    (["--evaluator", "table", "--seed", "-1"], "seed must be a non-negative int"),
     (["--evaluator", "proxy", "--proxy", "nawsot"], "unknown proxy 'nawsot'"),
     (["--workers", "0"], "at least 1"),
     (["--evaluator", "table", "--budget", "0"], "positive int"),

@@ -69,8 +69,9 @@ def synflow(model: nn.Module, batch: Batch) -> float:
 
 def naswot(model: nn.Module, batch: Batch) -> float:
     """NASWOT (Mellor et al. 2021): how differently the ReLUs of the untrained network split the
-    samples of a batch. Each sample gets a binary code (which units are active); the score is
-    log|det K| where K counts the units on which two samples agree. Hooks are removed afterwards."""
+    samples of a batch. Each sample gets a binary code (which units are active: input > 0; for ReLU6
+    the saturation at 6 is ignored); the score is log|det K| where K counts the units on which two samples
+    agree. Hooks are removed afterwards."""
     x, _ = batch
     n = len(x)
     kernel = torch.zeros(n, n, dtype=torch.float64)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..atomic import atomic_path
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UsageError
 from .spaces.base import Arch, SearchSpace
 from .strategies.evolution import fitness
 
@@ -233,9 +233,11 @@ def search(space: SearchSpace, strategy: Strategy, evaluator: Evaluator, budget:
         >>> space.to_str(result.best_arch), result.best.result["test_acc"]
     """
     if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
-        raise ValueError(f"budget is the number of evaluations: a positive int, got {budget!r}")
+        raise UsageError(f"budget is the number of evaluations: a positive int, got {budget!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        raise UsageError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise UsageError(f"seed must be a non-negative int, got {seed!r}")
     for method in ("setup", "ask", "tell", "config"):
         if not callable(getattr(strategy, method, None)):
             raise TypeError(f"strategy {type(strategy).__name__} has no {method}(); a strategy implements "

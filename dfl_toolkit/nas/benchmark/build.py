@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ...errors import UsageError
 from ..evaluators.train import TrainBudget, TrainEvaluator
 from ..spaces.cell import CellArch, CellSpace
 
@@ -95,7 +96,7 @@ def build(out: str | os.PathLike, budget: TrainBudget, seeds: list[int], workers
     if config_path.exists():
         old = json.loads(config_path.read_text())
         if old != config:
-            raise ValueError(f"{out} was built with {old}, not {config}; use another folder for another budget")
+            raise UsageError(f"{out} was built with {old}, not {config}; use another folder for another budget")
     else:
         config_path.write_text(json.dumps(config, indent=1))
     jobs = pending_jobs(out, seeds, limit)

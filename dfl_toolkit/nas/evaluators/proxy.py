@@ -1,9 +1,11 @@
 """Evaluate an architecture without training it: zero-cost proxies at initialisation (milliseconds).
 
 The network is built exactly as :class:`TrainEvaluator` would build it for the same budget (same
-data, same skeleton), initialised from the query's seed, and scored on one fixed training batch, so
-scores compare across architectures. Search on a proxy with ``objective=<proxy name>``; judge what
-it finds with a table or real training: proxies rank cells only loosely (``benchmarks/proxy_correlation.py``).
+data, same skeleton), initialised from ``init_seed`` (the same for every query by default, as
+``benchmarks/proxy_correlation.py`` does, so a cell always gets the same score) and scored on one
+fixed training batch, so scores compare across architectures. Search on a proxy with
+``objective=<proxy name>``; judge what it finds with a table or real training: proxies rank cells only
+loosely (``benchmarks/proxy_correlation.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...data import DatasetSplits, get_dataset
-from ...errors import UnknownNameError
+from ...errors import UnknownNameError, UsageError
 from ...runtime import check_threads, seed_everything, torch_threads
 from ..proxies import PROXIES, score
 from ..spaces.base import Arch, SearchSpace
@@ -23,35 +25,45 @@ from .train import TrainBudget, build_network, check_skeleton
 class ProxyEvaluator:
     """``evaluator(arch, seed)`` returns each of ``proxies`` (higher = predicted better) and ``params``.
 
+    ``init_seed=None`` initialises each query from its own ``seed`` instead, so the score of a cell varies
+    a little from one initialisation to the next (NASWOT's top-10 cells change by about a third).
+
     Example:
         >>> ev = ProxyEvaluator(CellSpace(), proxies=("naswot", "synflow"))
         >>> result = search(CellSpace(), RegularizedEvolution(), ev, budget=200, objective="naswot")
     """
 
     def __init__(self, space: SearchSpace, proxies: Sequence[str] = ("naswot",), budget: TrainBudget | None = None,
-                 batch_size: int = 64, data: DatasetSplits | None = None, threads: int | None = 1):
+                 batch_size: int = 64, data: DatasetSplits | None = None, threads: int | None = 1,
+                 init_seed: int | None = 0):
         proxies = (proxies,) if isinstance(proxies, str) else tuple(proxies)
         for name in proxies:
             if name not in PROXIES:
                 raise UnknownNameError("proxy", name, PROXIES)
         if not proxies:
-            raise ValueError(f"name at least one proxy; accepted: {', '.join(sorted(PROXIES))}")
+            raise UsageError(f"name at least one proxy; accepted: {', '.join(sorted(PROXIES))}")
+        if init_seed is not None and (not isinstance(init_seed, int) or isinstance(init_seed, bool) or init_seed < 0):
+            raise UsageError(f"init_seed is a non-negative int, or None for each query's own seed; got {init_seed!r}")
         check_threads(threads)
         self.space, self.proxies, self.budget, self.threads = space, proxies, budget or TrainBudget(), threads
+        self.init_seed = init_seed
         check_skeleton(space, self.budget.skeleton)
         self.data = data or get_dataset(self.budget.dataset, **self.budget.data_options)
+        if self.data.task != "classification":
+            raise UsageError(f"the proxies score classifiers; {self.data.name!r} is {self.data.task}")
         self.batch = next(iter(self.data.loaders(batch_size, seed=0)[0]))  # one fixed batch for every network
 
     def config(self) -> dict[str, Any]:
         """What a search checkpoint records: the proxies, the networks' budget and the batch."""
         return {"evaluator": "proxy", "proxies": list(self.proxies), "budget": self.budget.to_dict(),
-                "data": self.data.name, "batch_size": len(self.batch[1])}
+                "data": self.data.name, "split_sizes": [len(self.data.train), len(self.data.val), len(self.data.test)],
+                "batch_size": len(self.batch[1]), "init_seed": self.init_seed}
 
     def __call__(self, arch: Arch, seed: int = 0) -> dict[str, Any]:
         result: dict[str, Any] = {}
         with torch_threads(self.threads):
             for name in self.proxies:
-                seed_everything(seed)  # every proxy scores the same initial weights
+                seed_everything(seed if self.init_seed is None else self.init_seed)  # same weights for each proxy
                 model = build_network(self.space, arch, self.data, self.budget.skeleton)
                 result[name] = score(name, model, self.batch)
         result["params"] = count_params(model)

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ...data import DatasetSplits, get_dataset
-from ...errors import UnknownNameError
+from ...errors import UsageError
 from ...runtime import check_threads, seed_everything, torch_threads
 from ...train import evaluate, fit
 from ..spaces.base import Arch, SearchSpace
@@ -60,7 +60,7 @@ class TrainEvaluator:
         check_skeleton(space, self.budget.skeleton)
         self.data = data or get_dataset(self.budget.dataset, **self.budget.data_options)
         if self.data.task != "classification":
-            raise ValueError(f"architecture search evaluates classifiers; {self.data.name!r} is {self.data.task}")
+            raise UsageError(f"architecture search evaluates classifiers; {self.data.name!r} is {self.data.task}")
 
     def config(self) -> dict[str, Any]:
         """What a search checkpoint records about this evaluator: the budget and the data it trains on."""
@@ -97,10 +97,16 @@ def check_skeleton(space: SearchSpace, skeleton: dict[str, Any]) -> None:
     on the macro space), raised when an evaluator is made rather than as a failed trial later."""
     import inspect
 
-    accepted = [p for p in inspect.signature(space.build).parameters if p not in ("arch", "in_channels", "num_classes")]
+    params = inspect.signature(space.build).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return  # build(arch, **skeleton): the space checks its own options
+    accepted = sorted(p for p in params if p not in ("arch", "in_channels", "num_classes"))
     unknown = sorted(set(skeleton) - set(accepted))
     if unknown:
-        raise UnknownNameError(f"skeleton option for the {space.name} space:", unknown[0], accepted)
+        hint = (" (TrainBudget's default skeleton is the cell space's: pass TrainBudget(skeleton={}) or this "
+                "space's own options)" if set(unknown) <= {"channels", "cells_per_stage"} else "")
+        raise UsageError(f"unknown skeleton option {unknown[0]!r} for the {space.name} space; accepted: "
+                         f"{', '.join(accepted)}{hint}")
 
 
 def build_network(space: SearchSpace, arch: Arch, data: DatasetSplits, skeleton: dict[str, Any]) -> torch.nn.Module:
