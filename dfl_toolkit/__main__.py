@@ -119,6 +119,8 @@ def _search(args: argparse.Namespace) -> int:
                 "predictor": PredictorSearch, "optuna-tpe": OptunaSampler}[args.strategy]()
     space = {"cell": CellSpace, "macro": MacroSpace}[args.space]()
     kind = args.evaluator or ("table" if args.table else "train")
+    if args.workers < 1:
+        raise UsageError(f"--workers is the number of worker processes: at least 1, got {args.workers}")
     if args.proxy and kind != "proxy":
         raise UsageError(f"--proxy names the proxy of --evaluator proxy; this search uses --evaluator {kind}")
     if args.reward_target is not None and not args.reward_cost:
@@ -151,8 +153,6 @@ def _search(args: argparse.Namespace) -> int:
                              "--evaluator train or table with --reward-cost")
         evaluator = MnasReward(evaluator, args.reward_cost, args.reward_target, accuracy_key=objective)
         objective = "reward"
-    if args.workers < 1:
-        raise UsageError(f"--workers is the number of worker processes: at least 1, got {args.workers}")
     executor = ProcessExecutor(args.workers) if args.workers > 1 else None
     try:
         result = search(space, strategy, evaluator, args.budget, seed=args.seed, checkpoint=args.checkpoint,
