@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dfl_toolkit.nas import Benchmark, CellSpace, TrainBudget, TrainEvaluator, mean_interval, spearman
+from dfl_toolkit.nas import Benchmark, CellSpace, TrainBudget, TrainEvaluator, spearman
 
 OUT = Path(__file__).parent / "results"
 _EVALUATORS: dict[str, TrainEvaluator] = {}
@@ -64,7 +64,8 @@ def main() -> None:
     groups = {"top 1%": rng.sample([names[i] for i in order[: round(0.01 * n)]], args.cells),
               "8-12% (90th pct)": rng.sample([names[i] for i in order[round(0.08 * n): round(0.12 * n)]], args.cells)}
     cells = [a for group in groups.values() for a in group]
-    jobs = [(b, a, s) for b in budgets(bench.meta["budget"]) for a in cells for s in (0, 1)]
+    plans = budgets(bench.meta["budget"])
+    jobs = [(b, a, s) for b in plans for a in cells for s in (0, 1)]
     with mp.get_context("spawn").Pool(args.workers, _init, (bench.meta["budget"],)) as pool:
         runs = list(pool.imap_unordered(_train, jobs))
     acc = {(r["budget"], r["arch"], r["seed"]): r["test_acc"] for r in runs}
@@ -73,15 +74,15 @@ def main() -> None:
     print(f"\n{args.cells} cells per group, seeds 0 and 1; test accuracy")
     print(f"{'budget':<8}{'s / run':>8}{'top 1% mean':>13}{'90th pct mean':>15}{'top - 90th (95%)':>20}"
           f"{'seed sd':>9}{'seed Spearman':>15}")
-    for b in budgets(bench.meta["budget"]):
+    for b, plan in plans.items():
         mean = {a: (acc[b, a, 0] + acc[b, a, 1]) / 2 for a in cells}
         top, p90 = ([mean[a] for a in c] for c in groups.values())
-        diff, half = mean_interval(top)[0] - mean_interval(p90)[0], 1.96 * np.sqrt(
-            np.var(top, ddof=1) / len(top) + np.var(p90, ddof=1) / len(p90))
+        diff = float(np.mean(top) - np.mean(p90))
+        half = float(1.96 * np.sqrt(np.var(top, ddof=1) / len(top) + np.var(p90, ddof=1) / len(p90)))
         sd = float(np.sqrt(np.mean([(acc[b, a, 0] - acc[b, a, 1]) ** 2 / 2 for a in cells])))
         rho = spearman([acc[b, a, 0] for a in cells], [acc[b, a, 1] for a in cells])
         seconds = statistics.median(r["train_time"] for r in runs if r["budget"] == b)
-        summary[b] = {"budget": budgets(bench.meta["budget"])[b].to_dict(), "seconds_per_run": seconds,
+        summary[b] = {"budget": plan.to_dict(), "seconds_per_run": seconds,
                       "top_mean": float(np.mean(top)), "p90_mean": float(np.mean(p90)), "difference": [diff, half],
                       "seed_sd": sd, "seed_spearman": rho}
         print(f"{b:<8}{seconds:>8.1f}{np.mean(top):>13.4f}{np.mean(p90):>15.4f}{diff:>+12.4f} +- {half:.4f}"

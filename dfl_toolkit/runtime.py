@@ -16,7 +16,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from .errors import UnknownNameError
+from .errors import UnknownNameError, UsageError
 
 T = TypeVar("T")
 
@@ -83,13 +83,18 @@ def seed_everything(seed: int) -> None:
         >>> seed_everything(0); a = torch.rand(1); seed_everything(0); bool(a == torch.rand(1))
         True
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    check_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
+
+
+def check_seed(seed: object, name: str = "seed", accepted: str = "a non-negative int") -> None:
+    """Raise a clear error unless ``seed`` is a non-negative int (what :func:`seed_everything` takes)."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise UsageError(f"{name} must be {accepted}, got {seed!r}")
 
 
 def check_threads(n: int | None) -> None:

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from ..atomic import atomic_path
 from ..errors import CheckpointError, UsageError
+from ..runtime import check_seed
 from .spaces.base import Arch, SearchSpace
 from .strategies.evolution import fitness
 
@@ -236,8 +237,7 @@ def search(space: SearchSpace, strategy: Strategy, evaluator: Evaluator, budget:
         raise UsageError(f"budget is the number of evaluations: a positive int, got {budget!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"batch_size must be a positive int, got {batch_size!r}")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise UsageError(f"seed must be a non-negative int, got {seed!r}")
+    check_seed(seed)
     for method in ("setup", "ask", "tell", "config"):
         if not callable(getattr(strategy, method, None)):
             raise TypeError(f"strategy {type(strategy).__name__} has no {method}(); a strategy implements "

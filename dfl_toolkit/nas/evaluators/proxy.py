@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ...data import DatasetSplits, get_dataset
+from ...data import DatasetSplits
 from ...errors import UnknownNameError, UsageError
-from ...runtime import check_threads, seed_everything, torch_threads
+from ...runtime import check_seed, check_threads, seed_everything, torch_threads
 from ..proxies import PROXIES, score
 from ..spaces.base import Arch, SearchSpace
 from .cost import count_params
-from .train import TrainBudget, build_network, check_skeleton
+from .train import TrainBudget, build_network, evaluation_data
 
 
 class ProxyEvaluator:
@@ -42,15 +42,12 @@ class ProxyEvaluator:
                 raise UnknownNameError("proxy", name, PROXIES)
         if not proxies:
             raise UsageError(f"name at least one proxy; accepted: {', '.join(sorted(PROXIES))}")
-        if init_seed is not None and (not isinstance(init_seed, int) or isinstance(init_seed, bool) or init_seed < 0):
-            raise UsageError(f"init_seed is a non-negative int, or None for each query's own seed; got {init_seed!r}")
+        if init_seed is not None:
+            check_seed(init_seed, "init_seed", "a non-negative int, or None for each query's own seed")
         check_threads(threads)
         self.space, self.proxies, self.budget, self.threads = space, proxies, budget or TrainBudget(), threads
         self.init_seed = init_seed
-        check_skeleton(space, self.budget.skeleton)
-        self.data = data or get_dataset(self.budget.dataset, **self.budget.data_options)
-        if self.data.task != "classification":
-            raise UsageError(f"the proxies score classifiers; {self.data.name!r} is {self.data.task}")
+        self.data = evaluation_data(space, self.budget, data)
         self.batch = next(iter(self.data.loaders(batch_size, seed=0)[0]))  # one fixed batch for every network
 
     def config(self) -> dict[str, Any]:

@@ -57,10 +57,7 @@ class TrainEvaluator:
                  threads: int | None = 1):
         check_threads(threads)  # here, not at the first evaluation
         self.space, self.budget, self.threads = space, budget or TrainBudget(), threads
-        check_skeleton(space, self.budget.skeleton)
-        self.data = data or get_dataset(self.budget.dataset, **self.budget.data_options)
-        if self.data.task != "classification":
-            raise UsageError(f"architecture search evaluates classifiers; {self.data.name!r} is {self.data.task}")
+        self.data = evaluation_data(space, self.budget, data)
 
     def config(self) -> dict[str, Any]:
         """What a search checkpoint records about this evaluator: the budget and the data it trains on."""
@@ -90,6 +87,17 @@ class TrainEvaluator:
             return {**result, "val_acc": 0.0, "test_acc": 0.0, "train_acc": 0.0}
         return {**result, "train_acc": history.last["train_acc"], "val_acc": history.last["val_acc"],
                 "test_acc": evaluate(model, test_dl, device="cpu")["acc"]}
+
+
+def evaluation_data(space: SearchSpace, budget: TrainBudget, data: DatasetSplits | None = None) -> DatasetSplits:
+    """The data an evaluator builds ``space``'s networks for: ``data``, or the budget's dataset. Checks, when the
+    evaluator is made rather than as failed trials later, that the skeleton suits the space and the task is
+    classification."""
+    check_skeleton(space, budget.skeleton)
+    data = data or get_dataset(budget.dataset, **budget.data_options)
+    if data.task != "classification":
+        raise UsageError(f"architecture search evaluates classifiers; {data.name!r} is {data.task}")
+    return data
 
 
 def check_skeleton(space: SearchSpace, skeleton: dict[str, Any]) -> None:
