@@ -83,3 +83,23 @@ def test_bad_architectures_get_clear_errors():
         SPACE.from_str("|none~0|+|none~0|")
     with pytest.raises(ValueError, match="should read from node 1"):
         SPACE.from_str("|none~0|+|none~0|none~0|+|none~0|none~1|none~2|")
+
+
+def test_the_same_cells_build_for_1d_signals():
+    net = SPACE.build(("nor_conv_3x3", "avg_pool_3x3", "skip_connect", "nor_conv_1x1", "none", "nor_conv_3x3"),
+                      in_channels=1, num_classes=10, channels=4, cells_per_stage=1, dims=1)
+    assert net(torch.zeros(2, 1, 40)).shape == (2, 10)
+    assert not any(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+    with pytest.raises(ValueError, match="dims must be 1 .* or 2"):
+        SPACE.build(("nor_conv_3x3",) * 6, dims=3)
+
+
+def test_an_evaluator_builds_1d_cells_for_a_signal_dataset():
+    from dfl_toolkit.nas import TrainBudget, TrainEvaluator
+
+    budget = TrainBudget("mnist1d", data_options={"train_size": 1000}, epochs=2, batch_size=32, lr=0.05,
+                         skeleton={"channels": 4, "cells_per_stage": 1})
+    ev = TrainEvaluator(SPACE, budget)
+    assert any(isinstance(m, torch.nn.Conv1d) for m in ev.build(("nor_conv_3x3",) * 6).modules())
+    result = ev(("nor_conv_3x3",) * 6, seed=0)
+    assert not result["failed"] and result["test_acc"] > 0.25  # learned from the (1, 40) signals: chance is 0.1

@@ -118,5 +118,10 @@ def check_skeleton(space: SearchSpace, skeleton: dict[str, Any]) -> None:
 
 
 def build_network(space: SearchSpace, arch: Arch, data: DatasetSplits, skeleton: dict[str, Any]) -> torch.nn.Module:
-    """``space.build(arch, **skeleton)`` for ``data``'s input channels and number of classes."""
+    """``space.build(arch, **skeleton)`` for ``data``'s input channels and number of classes, and for its input
+    rank where the space takes ``dims`` (1-D signals such as MNIST-1D, or images)."""
+    import inspect
+
+    if "dims" in inspect.signature(space.build).parameters and "dims" not in skeleton:
+        skeleton = {**skeleton, "dims": len(data.input_shape) - 1}
     return space.build(arch, in_channels=data.input_shape[0], num_classes=data.num_classes, **skeleton)

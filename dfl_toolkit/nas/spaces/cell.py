@@ -4,6 +4,9 @@ A cell is a small DAG: nodes 0 (input), 1, 2, 3 (output). Every node sums one op
 each earlier node, so there are 6 edges, each choosing one of 5 operations: 5**6 = 15,625 cells,
 6,466 of them unique once isomorphic duplicates are removed.
 
+Networks are built for images (``dims=2``, as published) or for 1-D signals such as MNIST-1D
+(``dims=1``: the same cells with Conv1d, BatchNorm1d and AvgPool1d).
+
 An architecture is a tuple of 6 operation names in edge order
 (1<-0), (2<-0), (2<-1), (3<-0), (3<-1), (3<-2); its string form is NAS-Bench-201's:
 ``|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|+|skip_connect~0|none~1|avg_pool_3x3~2|``.
@@ -16,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ...errors import UnknownNameError
+from ...errors import UnknownNameError, UsageError
 from .base import CategoricalSpace
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -24,12 +27,21 @@ EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to, from), in the o
 CellArch = tuple[str, str, str, str, str, str]
 
 
+def layer_types(dims: int) -> tuple[type[nn.Module], type[nn.Module], type[nn.Module]]:
+    """(convolution, batch norm, average pool) for 1-D signals or 2-D images."""
+    if dims == 1:
+        return nn.Conv1d, nn.BatchNorm1d, nn.AvgPool1d
+    if dims == 2:
+        return nn.Conv2d, nn.BatchNorm2d, nn.AvgPool2d
+    raise UsageError(f"dims must be 1 (signals, input (C, L)) or 2 (images, input (C, H, W)), not {dims!r}")
+
+
 class ReLUConvBN(nn.Sequential):
     """NAS-Bench-201's convolution: ReLU -> Conv -> BatchNorm."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1):
-        super().__init__(nn.ReLU(), nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, bias=False),
-                         nn.BatchNorm2d(c_out))
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, dims: int = 2):
+        conv, bn, _ = layer_types(dims)
+        super().__init__(nn.ReLU(), conv(c_in, c_out, kernel, stride, kernel // 2, bias=False), bn(c_out))
 
 
 class Zero(nn.Module):
@@ -39,18 +51,19 @@ class Zero(nn.Module):
         return x.mul(0.0)
 
 
-def make_op(name: str, channels: int) -> nn.Module:
-    """One operation of the cell space, mapping ``channels`` to ``channels`` at stride 1."""
+def make_op(name: str, channels: int, dims: int = 2) -> nn.Module:
+    """One operation of the cell space, mapping ``channels`` to ``channels`` at stride 1
+    (``dims=1``: the 1-D version, e.g. ``nor_conv_3x3`` is a convolution of width 3)."""
     if name == "none":
         return Zero()
     if name == "skip_connect":
         return nn.Identity()
     if name == "nor_conv_1x1":
-        return ReLUConvBN(channels, channels, 1)
+        return ReLUConvBN(channels, channels, 1, dims=dims)
     if name == "nor_conv_3x3":
-        return ReLUConvBN(channels, channels, 3)
+        return ReLUConvBN(channels, channels, 3, dims=dims)
     if name == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        return layer_types(dims)[2](3, stride=1, padding=1, count_include_pad=False)
     raise UnknownNameError("operation", name, OPS)
 
 
@@ -61,9 +74,9 @@ class Cell(nn.Module):
     no live input is zero, and so is the output of a cell with no path from input to output.
     """
 
-    def __init__(self, arch: Sequence[str], channels: int):
+    def __init__(self, arch: Sequence[str], channels: int, dims: int = 2):
         super().__init__()
-        self.edges = nn.ModuleDict({f"{j}<-{i}": make_op(op, channels)
+        self.edges = nn.ModuleDict({f"{j}<-{i}": make_op(op, channels, dims)
                                     for (j, i), op in zip(EDGES, arch, strict=True) if op != "none"})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,11 +91,12 @@ class Cell(nn.Module):
 class ResidualReduction(nn.Module):
     """The stride-2 block between stages: a ResNet basic block with an avg-pool + 1x1 conv shortcut."""
 
-    def __init__(self, c_in: int, c_out: int):
+    def __init__(self, c_in: int, c_out: int, dims: int = 2):
         super().__init__()
-        self.a = ReLUConvBN(c_in, c_out, 3, stride=2)
-        self.b = ReLUConvBN(c_out, c_out, 3)
-        self.shortcut = nn.Sequential(nn.AvgPool2d(2, 2, ceil_mode=True), nn.Conv2d(c_in, c_out, 1, bias=False))
+        conv, _, pool = layer_types(dims)
+        self.a = ReLUConvBN(c_in, c_out, 3, stride=2, dims=dims)
+        self.b = ReLUConvBN(c_out, c_out, 3, dims=dims)
+        self.shortcut = nn.Sequential(pool(2, 2, ceil_mode=True), conv(c_in, c_out, 1, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.b(self.a(x)) + self.shortcut(x)
@@ -93,19 +107,20 @@ class CellNetwork(nn.Module):
     reduction block between stages -> BN-ReLU -> global average pool -> linear."""
 
     def __init__(self, arch: Sequence[str], in_channels: int = 3, num_classes: int = 10, channels: int = 16,
-                 cells_per_stage: int = 5, stages: int = 3):
+                 cells_per_stage: int = 5, stages: int = 3, dims: int = 2):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+        conv, bn, _ = layer_types(dims)
+        self.stem = nn.Sequential(conv(in_channels, channels, 3, padding=1, bias=False), bn(channels))
         layers: list[nn.Module] = []
         c = channels
         for s in range(stages):
             if s > 0:
-                layers.append(ResidualReduction(c, c * 2))
+                layers.append(ResidualReduction(c, c * 2, dims))
                 c *= 2
-            layers += [Cell(arch, c) for _ in range(cells_per_stage)]
+            layers += [Cell(arch, c, dims) for _ in range(cells_per_stage)]
         self.cells = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                                  nn.Linear(c, num_classes))
+        global_pool = nn.AdaptiveAvgPool1d(1) if dims == 1 else nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Sequential(bn(c), nn.ReLU(), global_pool, nn.Flatten(), nn.Linear(c, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.cells(self.stem(x)))
@@ -176,6 +191,7 @@ class CellSpace(CategoricalSpace):
         return set(self.canonical(arch).split("+")) == {"#"}
 
     def build(self, arch: CellArch, *, in_channels: int = 3, num_classes: int = 10, channels: int = 16,
-              cells_per_stage: int = 5, stages: int = 3) -> CellNetwork:
-        """The cell inside the NAS-Bench-201 skeleton (defaults: the published one, for CIFAR-10)."""
-        return CellNetwork(self.validate(arch), in_channels, num_classes, channels, cells_per_stage, stages)
+              cells_per_stage: int = 5, stages: int = 3, dims: int = 2) -> CellNetwork:
+        """The cell inside the NAS-Bench-201 skeleton (defaults: the published one, for CIFAR-10 images;
+        ``dims=1`` for signals of shape (in_channels, length))."""
+        return CellNetwork(self.validate(arch), in_channels, num_classes, channels, cells_per_stage, stages, dims)
