@@ -103,3 +103,12 @@ def test_an_evaluator_builds_1d_cells_for_a_signal_dataset():
     assert any(isinstance(m, torch.nn.Conv1d) for m in ev.build(("nor_conv_3x3",) * 6).modules())
     result = ev(("nor_conv_3x3",) * 6, seed=0)
     assert not result["failed"] and result["test_acc"] > 0.25  # learned from the (1, 40) signals: chance is 0.1
+
+
+def test_a_space_or_skeleton_that_does_not_fit_the_inputs_is_refused_when_the_evaluator_is_made():
+    from dfl_toolkit.nas import MacroSpace, TrainBudget, TrainEvaluator
+
+    with pytest.raises(ValueError, match=r"macro_mbconv space builds networks for images .* \(1, 40\)"):
+        TrainEvaluator(MacroSpace(), TrainBudget("mnist1d", data_options={}, skeleton={}))
+    with pytest.raises(ValueError, match="skeleton dims=2 does not fit 'mnist1d'.*leave dims out"):
+        TrainEvaluator(SPACE, TrainBudget("mnist1d", data_options={}, skeleton={"channels": 4, "dims": 2}))

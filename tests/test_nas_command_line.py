@@ -99,6 +99,7 @@ def test_search_the_macro_space_by_training_in_two_processes(tmp_path, capsys):
     (["--evaluator", "proxy", "--proxy", "nawsot"], "unknown proxy 'nawsot'"),
     (["--workers", "0"], "at least 1"),
     (["--evaluator", "table", "--budget", "0"], "positive int"),
+    (["--space", "macro", "--dataset", "mnist1d"], "builds networks for images (C, H, W); 'mnist1d'"),
 ])
 def test_bad_search_options_get_one_clear_line(args, message, capsys):
     assert main(["search", *args]) == 2

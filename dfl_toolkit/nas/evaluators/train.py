@@ -97,7 +97,23 @@ def evaluation_data(space: SearchSpace, budget: TrainBudget, data: DatasetSplits
     data = data or get_dataset(budget.dataset, **budget.data_options)
     if data.task != "classification":
         raise UsageError(f"architecture search evaluates classifiers; {data.name!r} is {data.task}")
+    check_input_rank(space, budget.skeleton, data)
     return data
+
+
+def check_input_rank(space: SearchSpace, skeleton: dict[str, Any], data: DatasetSplits) -> None:
+    """A clear error when ``space`` cannot build networks for ``data``'s inputs: images (C, H, W) for every
+    space, 1-D signals (C, L) only for spaces whose ``build`` takes ``dims`` (the cell space)."""
+    import inspect
+
+    dims = len(data.input_shape) - 1
+    takes_dims = "dims" in inspect.signature(space.build).parameters
+    if not takes_dims and dims != 2:
+        raise UsageError(f"the {space.name} space builds networks for images (C, H, W); {data.name!r} has inputs of "
+                         f"shape {tuple(data.input_shape)}: use an image dataset or the cell space")
+    if takes_dims and skeleton.get("dims", dims) != dims:
+        raise UsageError(f"skeleton dims={skeleton['dims']} does not fit {data.name!r}, whose inputs have shape "
+                         f"{tuple(data.input_shape)} (dims={dims}); leave dims out and it follows the data")
 
 
 def check_skeleton(space: SearchSpace, skeleton: dict[str, Any]) -> None:
