@@ -126,3 +126,10 @@ def test_bad_selection():
         darts_search(None, mode="gdas", select="perturbation")
     with pytest.raises(ValueError, match="tune_epochs must be an int >= 0"):
         darts_search(None, select="perturbation", tune_epochs=-1)
+
+
+def test_darts_searches_1d_signals_with_the_same_cells():
+    signals = dfl.get_dataset("mnist1d", train_size=256)
+    res = darts_search(signals, epochs=1, channels=4, batch_size=32, progress=False)
+    CellSpace().validate(res.arch)
+    assert res.alphas[-1] != res.alphas[0] and len(res.history) == 1

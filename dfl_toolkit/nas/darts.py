@@ -33,7 +33,7 @@ from ..data import DatasetSplits
 from ..errors import UnknownNameError
 from ..runtime import seed_everything
 from ..train.checkpoint import load_checkpoint, save_checkpoint
-from .spaces.cell import EDGES, OPS, CellArch, ResidualReduction, make_op
+from .spaces.cell import EDGES, OPS, CellArch, ResidualReduction, make_head, make_op, make_stem
 
 MODES = ("darts", "gdas", "darts-")
 SELECTIONS = ("alpha", "perturbation")
@@ -42,9 +42,9 @@ SELECTIONS = ("alpha", "perturbation")
 class MixedOp(nn.Module):
     """Every operation of the space on one edge, combined with given weights."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, dims: int = 2):
         super().__init__()
-        self.ops = nn.ModuleList(make_op(name, channels) for name in OPS)
+        self.ops = nn.ModuleList(make_op(name, channels, dims) for name in OPS)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, hard: bool = False) -> torch.Tensor:
         if hard:  # GDAS: only the sampled operation runs; its weight carries the gradient to alpha
@@ -54,9 +54,9 @@ class MixedOp(nn.Module):
 
 
 class SearchCell(nn.Module):
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, dims: int = 2):
         super().__init__()
-        self.edges = nn.ModuleList(MixedOp(channels) for _ in EDGES)
+        self.edges = nn.ModuleList(MixedOp(channels, dims) for _ in EDGES)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, aux_skip: float = 0.0,
                 hard: bool = False) -> torch.Tensor:
@@ -71,18 +71,17 @@ class SuperNet(nn.Module):
     """The NAS-Bench-201 skeleton with search cells that share one ``alpha`` (6 edges x 5 ops)."""
 
     def __init__(self, in_channels: int, num_classes: int, channels: int = 8, cells_per_stage: int = 1,
-                 stages: int = 3):
+                 stages: int = 3, dims: int = 2):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+        self.stem = make_stem(in_channels, channels, dims)
         self.layers = nn.ModuleList()
         c = channels
         for s in range(stages):
             if s > 0:
-                self.layers.append(ResidualReduction(c, c * 2))
+                self.layers.append(ResidualReduction(c, c * 2, dims))
                 c *= 2
-            self.layers.extend(SearchCell(c) for _ in range(cells_per_stage))
-        self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                                  nn.Linear(c, num_classes))
+            self.layers.extend(SearchCell(c, dims) for _ in range(cells_per_stage))
+        self.head = make_head(c, num_classes, dims)
         self.alpha = nn.Parameter(1e-3 * torch.randn(len(EDGES), len(OPS)))
 
     def weight_parameters(self) -> list[nn.Parameter]:
@@ -155,7 +154,7 @@ def darts_search(data: DatasetSplits, *, mode: str = "darts", epochs: int = 20, 
         raise ValueError("select='perturbation' needs a supernet trained on the mixture of all operations; GDAS "
                          "trains one sampled operation at a time, so use select='alpha' with mode='gdas'")
     seed_everything(seed)
-    net = SuperNet(data.input_shape[0], data.num_classes, channels, cells_per_stage)
+    net = SuperNet(data.input_shape[0], data.num_classes, channels, cells_per_stage, dims=len(data.input_shape) - 1)
     n = len(data.train)
     gen = torch.Generator().manual_seed(seed)
     perm = torch.randperm(n, generator=gen)

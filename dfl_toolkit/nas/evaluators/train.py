@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -104,10 +105,8 @@ def evaluation_data(space: SearchSpace, budget: TrainBudget, data: DatasetSplits
 def check_input_rank(space: SearchSpace, skeleton: dict[str, Any], data: DatasetSplits) -> None:
     """A clear error when ``space`` cannot build networks for ``data``'s inputs: images (C, H, W) for every
     space, 1-D signals (C, L) only for spaces whose ``build`` takes ``dims`` (the cell space)."""
-    import inspect
-
     dims = len(data.input_shape) - 1
-    takes_dims = "dims" in inspect.signature(space.build).parameters
+    takes_dims = _takes_dims(space)
     if not takes_dims and dims != 2:
         raise UsageError(f"the {space.name} space builds networks for images (C, H, W); {data.name!r} has inputs of "
                          f"shape {tuple(data.input_shape)}: use an image dataset or the cell space")
@@ -119,8 +118,6 @@ def check_input_rank(space: SearchSpace, skeleton: dict[str, Any], data: Dataset
 def check_skeleton(space: SearchSpace, skeleton: dict[str, Any]) -> None:
     """A clear error for a skeleton option ``space.build`` does not take (e.g. the cell space's ``channels``
     on the macro space), raised when an evaluator is made rather than as a failed trial later."""
-    import inspect
-
     params = inspect.signature(space.build).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return  # build(arch, **skeleton): the space checks its own options
@@ -136,8 +133,11 @@ def check_skeleton(space: SearchSpace, skeleton: dict[str, Any]) -> None:
 def build_network(space: SearchSpace, arch: Arch, data: DatasetSplits, skeleton: dict[str, Any]) -> torch.nn.Module:
     """``space.build(arch, **skeleton)`` for ``data``'s input channels and number of classes, and for its input
     rank where the space takes ``dims`` (1-D signals such as MNIST-1D, or images)."""
-    import inspect
-
-    if "dims" in inspect.signature(space.build).parameters and "dims" not in skeleton:
+    if _takes_dims(space) and "dims" not in skeleton:
         skeleton = {**skeleton, "dims": len(data.input_shape) - 1}
     return space.build(arch, in_channels=data.input_shape[0], num_classes=data.num_classes, **skeleton)
+
+
+def _takes_dims(space: SearchSpace) -> bool:
+    """Whether ``space.build`` builds for 1-D signals as well as images (its ``dims`` option)."""
+    return "dims" in inspect.signature(space.build).parameters

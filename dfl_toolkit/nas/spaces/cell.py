@@ -102,6 +102,19 @@ class ResidualReduction(nn.Module):
         return self.b(self.a(x)) + self.shortcut(x)
 
 
+def make_stem(in_channels: int, channels: int, dims: int = 2) -> nn.Sequential:
+    """The skeleton's stem: a 3x3 (or width-3) convolution and batch norm."""
+    conv, bn, _ = layer_types(dims)
+    return nn.Sequential(conv(in_channels, channels, 3, padding=1, bias=False), bn(channels))
+
+
+def make_head(channels: int, num_classes: int, dims: int = 2) -> nn.Sequential:
+    """The skeleton's classifier: BN-ReLU, global average pool, linear."""
+    _, bn, _ = layer_types(dims)
+    global_pool = nn.AdaptiveAvgPool1d(1) if dims == 1 else nn.AdaptiveAvgPool2d(1)
+    return nn.Sequential(bn(channels), nn.ReLU(), global_pool, nn.Flatten(), nn.Linear(channels, num_classes))
+
+
 class CellNetwork(nn.Module):
     """The NAS-Bench-201 skeleton: stem -> stages of cells (channels C, 2C, 4C, ...) with a residual
     reduction block between stages -> BN-ReLU -> global average pool -> linear."""
@@ -109,8 +122,7 @@ class CellNetwork(nn.Module):
     def __init__(self, arch: Sequence[str], in_channels: int = 3, num_classes: int = 10, channels: int = 16,
                  cells_per_stage: int = 5, stages: int = 3, dims: int = 2):
         super().__init__()
-        conv, bn, _ = layer_types(dims)
-        self.stem = nn.Sequential(conv(in_channels, channels, 3, padding=1, bias=False), bn(channels))
+        self.stem = make_stem(in_channels, channels, dims)
         layers: list[nn.Module] = []
         c = channels
         for s in range(stages):
@@ -119,8 +131,7 @@ class CellNetwork(nn.Module):
                 c *= 2
             layers += [Cell(arch, c, dims) for _ in range(cells_per_stage)]
         self.cells = nn.Sequential(*layers)
-        global_pool = nn.AdaptiveAvgPool1d(1) if dims == 1 else nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Sequential(bn(c), nn.ReLU(), global_pool, nn.Flatten(), nn.Linear(c, num_classes))
+        self.head = make_head(c, num_classes, dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.cells(self.stem(x)))
