@@ -85,6 +85,17 @@ def test_bad_architectures_get_clear_errors():
         SPACE.from_str("|none~0|+|none~0|none~0|+|none~0|none~1|none~2|")
 
 
+@pytest.mark.parametrize("arch", [("nor_conv_3x3",) * 6, ("avg_pool_3x3", "skip_connect", "nor_conv_1x1",
+                                                           "nor_conv_3x3", "none", "nor_conv_3x3")])
+def test_image_cells_build_as_the_shipped_table_measured_them(arch):
+    from dfl_toolkit.nas import Benchmark
+
+    net = SPACE.build(arch, in_channels=1, num_classes=10, channels=8, cells_per_stage=1)
+    assert sum(p.numel() for p in net.parameters()) == Benchmark.load().query(arch)["params"]
+    assert list(net.state_dict())[:3] == ["stem.0.weight", "stem.1.weight", "stem.1.bias"]
+    assert list(net.state_dict())[-2:] == ["head.4.weight", "head.4.bias"]
+
+
 def test_the_same_cells_build_for_1d_signals():
     net = SPACE.build(("nor_conv_3x3", "avg_pool_3x3", "skip_connect", "nor_conv_1x1", "none", "nor_conv_3x3"),
                       in_channels=1, num_classes=10, channels=4, cells_per_stage=1, dims=1)
@@ -110,5 +121,8 @@ def test_a_space_or_skeleton_that_does_not_fit_the_inputs_is_refused_when_the_ev
 
     with pytest.raises(ValueError, match=r"macro_mbconv space builds networks for images .* \(1, 40\)"):
         TrainEvaluator(MacroSpace(), TrainBudget("mnist1d", data_options={}, skeleton={}))
+    with pytest.raises(ValueError, match=r"builds networks for images \(C, H, W\) or 1-D signals \(C, L\); "
+                                         r"'dependency' has inputs of shape \(21,\)$"):
+        TrainEvaluator(SPACE, TrainBudget("dependency", data_options={}))
     with pytest.raises(ValueError, match="skeleton dims=2 does not fit 'mnist1d'.*leave dims out"):
         TrainEvaluator(SPACE, TrainBudget("mnist1d", data_options={}, skeleton={"channels": 4, "dims": 2}))

@@ -129,7 +129,20 @@ def test_bad_selection():
 
 
 def test_darts_searches_1d_signals_with_the_same_cells():
-    signals = dfl.get_dataset("mnist1d", train_size=256)
-    res = darts_search(signals, epochs=1, channels=4, batch_size=32, progress=False)
-    CellSpace().validate(res.arch)
-    assert res.alphas[-1] != res.alphas[0] and len(res.history) == 1
+    net = SuperNet(1, 10, channels=4, dims=1)
+    assert net(torch.zeros(2, 1, 40), torch.softmax(net.alpha, 1)).shape == (2, 10)
+    assert not any(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+    res = darts_search(dfl.get_dataset("mnist1d", train_size=256), epochs=1, channels=4, batch_size=32,
+                       progress=False)
+    assert res.alphas[-1] != res.alphas[0] and len(res.history) == 1  # it trained on the signals
+
+
+def test_darts_refuses_data_it_cannot_search_and_a_checkpoint_of_another_supernet(tiny, tmp_path):
+    with pytest.raises(ValueError, match="DARTS searches classifiers; 'sunspots' is regression"):
+        darts_search(dfl.get_dataset("sunspots"), epochs=1)
+    with pytest.raises(ValueError, match="'dependency' has inputs of shape"):
+        darts_search(dfl.get_dataset("dependency"), epochs=1)
+    path = tmp_path / "darts.pt"
+    darts_search(tiny, epochs=1, channels=4, batch_size=32, progress=False, checkpoint=path)
+    with pytest.raises(dfl.CheckpointError, match="holds another supernet"):
+        darts_search(tiny, epochs=1, channels=6, batch_size=32, progress=False, checkpoint=path)

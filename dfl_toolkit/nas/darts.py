@@ -30,10 +30,11 @@ import torch
 from torch import nn
 
 from ..data import DatasetSplits
-from ..errors import UnknownNameError
+from ..errors import CheckpointError, UnknownNameError, UsageError
 from ..runtime import seed_everything
 from ..train.checkpoint import load_checkpoint, save_checkpoint
-from .spaces.cell import EDGES, OPS, CellArch, ResidualReduction, make_head, make_op, make_stem
+from .evaluators.train import check_input_rank
+from .spaces.cell import EDGES, OPS, CellArch, CellSpace, ResidualReduction, make_head, make_op, make_stem
 
 MODES = ("darts", "gdas", "darts-")
 SELECTIONS = ("alpha", "perturbation")
@@ -153,6 +154,9 @@ def darts_search(data: DatasetSplits, *, mode: str = "darts", epochs: int = 20, 
     if select == "perturbation" and mode == "gdas":
         raise ValueError("select='perturbation' needs a supernet trained on the mixture of all operations; GDAS "
                          "trains one sampled operation at a time, so use select='alpha' with mode='gdas'")
+    if data.task != "classification":
+        raise UsageError(f"DARTS searches classifiers; {data.name!r} is {data.task}")
+    check_input_rank(CellSpace(), {}, data)
     seed_everything(seed)
     net = SuperNet(data.input_shape[0], data.num_classes, channels, cells_per_stage, dims=len(data.input_shape) - 1)
     n = len(data.train)
@@ -169,7 +173,11 @@ def darts_search(data: DatasetSplits, *, mode: str = "darts", epochs: int = 20, 
     start = 0
     if checkpoint is not None and os.path.exists(checkpoint):
         state = load_checkpoint(checkpoint)
-        net.load_state_dict(state["net"])
+        try:
+            net.load_state_dict(state["net"])
+        except (RuntimeError, KeyError) as err:
+            raise CheckpointError(f"checkpoint {checkpoint} holds another supernet (other channels, cells per stage "
+                                  f"or input shape than {data.name!r}'s); delete it or use another path") from err
         w_opt.load_state_dict(state["w_opt"])
         a_opt.load_state_dict(state["a_opt"])
         sched.load_state_dict(state["sched"])

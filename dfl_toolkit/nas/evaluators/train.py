@@ -107,9 +107,11 @@ def check_input_rank(space: SearchSpace, skeleton: dict[str, Any], data: Dataset
     space, 1-D signals (C, L) only for spaces whose ``build`` takes ``dims`` (the cell space)."""
     dims = len(data.input_shape) - 1
     takes_dims = _takes_dims(space)
-    if not takes_dims and dims != 2:
-        raise UsageError(f"the {space.name} space builds networks for images (C, H, W); {data.name!r} has inputs of "
-                         f"shape {tuple(data.input_shape)}: use an image dataset or the cell space")
+    accepted = "images (C, H, W) or 1-D signals (C, L)" if takes_dims else "images (C, H, W)"
+    if dims != 2 and (not takes_dims or dims != 1):
+        hint = ": use an image dataset or the cell space" if dims == 1 else ""
+        raise UsageError(f"the {space.name} space builds networks for {accepted}; {data.name!r} has inputs of shape "
+                         f"{tuple(data.input_shape)}{hint}")
     if takes_dims and skeleton.get("dims", dims) != dims:
         raise UsageError(f"skeleton dims={skeleton['dims']} does not fit {data.name!r}, whose inputs have shape "
                          f"{tuple(data.input_shape)} (dims={dims}); leave dims out and it follows the data")

@@ -27,12 +27,12 @@ EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to, from), in the o
 CellArch = tuple[str, str, str, str, str, str]
 
 
-def layer_types(dims: int) -> tuple[type[nn.Module], type[nn.Module], type[nn.Module]]:
-    """(convolution, batch norm, average pool) for 1-D signals or 2-D images."""
+def layer_types(dims: int) -> tuple[type[nn.Module], ...]:
+    """(convolution, batch norm, average pool, global average pool) for 1-D signals or 2-D images."""
     if dims == 1:
-        return nn.Conv1d, nn.BatchNorm1d, nn.AvgPool1d
+        return nn.Conv1d, nn.BatchNorm1d, nn.AvgPool1d, nn.AdaptiveAvgPool1d
     if dims == 2:
-        return nn.Conv2d, nn.BatchNorm2d, nn.AvgPool2d
+        return nn.Conv2d, nn.BatchNorm2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d
     raise UsageError(f"dims must be 1 (signals, input (C, L)) or 2 (images, input (C, H, W)), not {dims!r}")
 
 
@@ -40,7 +40,7 @@ class ReLUConvBN(nn.Sequential):
     """NAS-Bench-201's convolution: ReLU -> Conv -> BatchNorm."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, dims: int = 2):
-        conv, bn, _ = layer_types(dims)
+        conv, bn, *_ = layer_types(dims)
         super().__init__(nn.ReLU(), conv(c_in, c_out, kernel, stride, kernel // 2, bias=False), bn(c_out))
 
 
@@ -93,7 +93,7 @@ class ResidualReduction(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, dims: int = 2):
         super().__init__()
-        conv, _, pool = layer_types(dims)
+        conv, _, pool, _ = layer_types(dims)
         self.a = ReLUConvBN(c_in, c_out, 3, stride=2, dims=dims)
         self.b = ReLUConvBN(c_out, c_out, 3, dims=dims)
         self.shortcut = nn.Sequential(pool(2, 2, ceil_mode=True), conv(c_in, c_out, 1, bias=False))
@@ -104,15 +104,14 @@ class ResidualReduction(nn.Module):
 
 def make_stem(in_channels: int, channels: int, dims: int = 2) -> nn.Sequential:
     """The skeleton's stem: a 3x3 (or width-3) convolution and batch norm."""
-    conv, bn, _ = layer_types(dims)
+    conv, bn, *_ = layer_types(dims)
     return nn.Sequential(conv(in_channels, channels, 3, padding=1, bias=False), bn(channels))
 
 
 def make_head(channels: int, num_classes: int, dims: int = 2) -> nn.Sequential:
     """The skeleton's classifier: BN-ReLU, global average pool, linear."""
-    _, bn, _ = layer_types(dims)
-    global_pool = nn.AdaptiveAvgPool1d(1) if dims == 1 else nn.AdaptiveAvgPool2d(1)
-    return nn.Sequential(bn(channels), nn.ReLU(), global_pool, nn.Flatten(), nn.Linear(channels, num_classes))
+    _, bn, _, global_pool = layer_types(dims)
+    return nn.Sequential(bn(channels), nn.ReLU(), global_pool(1), nn.Flatten(), nn.Linear(channels, num_classes))
 
 
 class CellNetwork(nn.Module):
