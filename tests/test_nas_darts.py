@@ -138,7 +138,7 @@ def test_darts_searches_1d_signals_with_the_same_cells():
 
 
 def test_darts_refuses_data_it_cannot_search_and_a_checkpoint_of_another_supernet(tiny, tmp_path):
-    with pytest.raises(ValueError, match="DARTS searches classifiers; 'sunspots' is regression"):
+    with pytest.raises(ValueError, match="evaluates classifiers; 'sunspots' is regression"):
         darts_search(dfl.get_dataset("sunspots"), epochs=1)
     with pytest.raises(ValueError, match="'dependency' has inputs of shape"):
         darts_search(dfl.get_dataset("dependency"), epochs=1)

@@ -30,10 +30,10 @@ import torch
 from torch import nn
 
 from ..data import DatasetSplits
-from ..errors import CheckpointError, UnknownNameError, UsageError
+from ..errors import CheckpointError, UnknownNameError
 from ..runtime import seed_everything
 from ..train.checkpoint import load_checkpoint, save_checkpoint
-from .evaluators.train import check_input_rank
+from .evaluators.train import check_searchable
 from .spaces.cell import EDGES, OPS, CellArch, CellSpace, ResidualReduction, make_head, make_op, make_stem
 
 MODES = ("darts", "gdas", "darts-")
@@ -154,9 +154,7 @@ def darts_search(data: DatasetSplits, *, mode: str = "darts", epochs: int = 20, 
     if select == "perturbation" and mode == "gdas":
         raise ValueError("select='perturbation' needs a supernet trained on the mixture of all operations; GDAS "
                          "trains one sampled operation at a time, so use select='alpha' with mode='gdas'")
-    if data.task != "classification":
-        raise UsageError(f"DARTS searches classifiers; {data.name!r} is {data.task}")
-    check_input_rank(CellSpace(), {}, data)
+    check_searchable(CellSpace(), {}, data)
     seed_everything(seed)
     net = SuperNet(data.input_shape[0], data.num_classes, channels, cells_per_stage, dims=len(data.input_shape) - 1)
     n = len(data.train)

@@ -96,15 +96,16 @@ def evaluation_data(space: SearchSpace, budget: TrainBudget, data: DatasetSplits
     classification."""
     check_skeleton(space, budget.skeleton)
     data = data or get_dataset(budget.dataset, **budget.data_options)
-    if data.task != "classification":
-        raise UsageError(f"architecture search evaluates classifiers; {data.name!r} is {data.task}")
-    check_input_rank(space, budget.skeleton, data)
+    check_searchable(space, budget.skeleton, data)
     return data
 
 
-def check_input_rank(space: SearchSpace, skeleton: dict[str, Any], data: DatasetSplits) -> None:
-    """A clear error when ``space`` cannot build networks for ``data``'s inputs: images (C, H, W) for every
-    space, 1-D signals (C, L) only for spaces whose ``build`` takes ``dims`` (the cell space)."""
+def check_searchable(space: SearchSpace, skeleton: dict[str, Any], data: DatasetSplits) -> None:
+    """A clear error unless ``data`` is a classification task whose inputs ``space`` can build networks for:
+    images (C, H, W) for every space, 1-D signals (C, L) only for spaces whose ``build`` takes ``dims`` (the
+    cell space). Used by every evaluator and by DARTS."""
+    if data.task != "classification":
+        raise UsageError(f"architecture search evaluates classifiers; {data.name!r} is {data.task}")
     dims = len(data.input_shape) - 1
     takes_dims = _takes_dims(space)
     accepted = "images (C, H, W) or 1-D signals (C, L)" if takes_dims else "images (C, H, W)"
