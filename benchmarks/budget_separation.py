@@ -10,7 +10,7 @@ interval over cells), the seed-to-seed sd, and how well the two seeds agree on t
 
     python benchmarks/budget_separation.py --table data/nb201_mnist14.json.gz [--cells 15]
 
-About 13 minutes on 2 cores; results in ``results/budget_separation.json``.
+About 12-13 minutes on 2 cores; results in ``results/budget_separation.json``.
 """
 
 from __future__ import annotations

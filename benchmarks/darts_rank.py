@@ -15,7 +15,7 @@ selection runs). ``--summary`` gathers every report in results/ (one per seed, w
 one table: rank per method, mean and range over seeds.
 
     python benchmarks/darts_rank.py --table data/nb201_mnist14.json.gz --modes darts darts- --select perturbation
-    python benchmarks/darts_rank.py --summary
+    python benchmarks/darts_rank.py --summary [--reports benchmarks/results/darts_rank_earlier]
 """
 
 from __future__ import annotations
@@ -61,10 +61,13 @@ def main() -> None:
                              "(default epochs // 20)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rerank", action="store_true", help="look up the last report's cells in --table again")
-    parser.add_argument("--summary", action="store_true", help="one table over every report in results/")
+    parser.add_argument("--summary", action="store_true", help="one table over every report in --reports")
+    parser.add_argument("--reports", type=Path, default=OUT,
+                        help="folder of the reports --summary reads (default results/; the earlier warm-up "
+                             "supernets' reports are in results/darts_rank_earlier/)")
     args = parser.parse_args()
     if args.summary:
-        summary()
+        summary(args.reports)
         return
     if args.table is None:
         parser.error("--table is required (except with --summary)")
@@ -141,10 +144,10 @@ def rerank(table: str, path: Path) -> None:
     path.write_text(json.dumps(report, indent=1))
 
 
-def summary() -> None:
-    """Rank of the derived cell per search setting over all seeds run so far, from the saved reports."""
+def summary(folder: Path) -> None:
+    """Rank of the derived cell per search setting over all seeds run so far, from the reports in ``folder``."""
     found: dict[tuple, dict] = {}  # (epochs, alpha lr, mode, warm-up, selection, seed) -> run
-    for path in sorted(OUT.glob("darts_rank_seed*.json")):
+    for path in sorted(folder.glob("darts_rank_seed*.json")):
         report = json.loads(path.read_text())
         seed = int(path.stem.split("_")[2].removeprefix("seed"))
         select = report.get("select", "alpha")
@@ -162,7 +165,7 @@ def summary() -> None:
     for key, run in sorted(found.items()):
         groups.setdefault(key[:-1], []).append(run)
     if not groups:
-        raise SystemExit(f"no darts_rank reports in {OUT}: run the searches first")
+        raise SystemExit(f"no darts_rank reports in {folder}: run the searches first")
     print(f"{'epochs':>6}{'alpha lr':>9} {'mode':<8}{'warm-up':>8}{'select':>16}{'seeds':>6}{'mean share better':>19}"
           f"{'best':>8}{'worst':>8}{'alpha skip share':>17}{'mean s':>8}")
     for (epochs, alpha_lr, mode, warmup, select), runs in sorted(groups.items()):

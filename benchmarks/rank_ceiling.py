@@ -17,7 +17,7 @@ its new runs must match its table entries on average, or the new runs would not 
     python benchmarks/rank_ceiling.py --table data/nb201_mnist14.json.gz [--top 0.01] [--control 40]
 
 Runs are appended to ``results/rank_ceiling_runs_<table checksum>.jsonl`` as they finish (a killed run resumes);
-the summary goes to ``results/rank_ceiling.json``. About 7 minutes on 2 cores.
+the summary goes to ``results/rank_ceiling.json``. About 7-8 minutes on 2 cores.
 """
 
 from __future__ import annotations
