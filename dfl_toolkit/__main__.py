@@ -37,6 +37,9 @@ def _budget(args: argparse.Namespace, space: str = "cell"):
     default = TrainBudget()
     dataset = args.dataset or default.dataset
     options = dict(default.data_options) if dataset == default.dataset else {}  # sizes belong to the dataset
+    if args.unused_to_val and args.train_size is None and "train_size" not in options:
+        raise UsageError(f"--unused-to-val moves the train images --train-size leaves out to the validation split; "
+                         f"{dataset} has no --train-size by default, so give one")
     options.update({k: v for k, v in (("train_size", args.train_size), ("image_size", args.image_size))
                     if v is not None})
     if args.unused_to_val:
@@ -51,18 +54,51 @@ def _budget(args: argparse.Namespace, space: str = "cell"):
     return dataclasses.replace(default, dataset=dataset, data_options=options, skeleton=skeleton, **chosen)
 
 
+BUDGET_OPTIONS = ("dataset", "train_size", "image_size", "unused_to_val", "epochs", "batch_size", "lr", "channels",
+                  "cells_per_stage")  # the dests of _add_budget_options
+
+
 def _add_budget_options(parser: argparse.ArgumentParser) -> None:
-    """Training options; each defaults to TrainBudget's (MNIST-5k at 14x14, the benchmark's budget)."""
-    parser.add_argument("--dataset")
-    parser.add_argument("--train-size", type=int)
-    parser.add_argument("--image-size", type=int)
-    parser.add_argument("--unused-to-val", action="store_true",
+    """Training options; each defaults to None, meaning TrainBudget's value (MNIST-5k at 14x14, the benchmark's
+    budget), which the help states."""
+    from .nas.evaluators import TrainBudget
+
+    d = TrainBudget()
+    sizes = d.data_options
+    parser.add_argument("--dataset", help=f"dataset to train on (default: {d.dataset})")
+    parser.add_argument("--train-size", type=int,
+                        help=f"train images used (default: {sizes.get('train_size', 'all')} for {d.dataset}, "
+                             f"all for another dataset)")
+    parser.add_argument("--image-size", type=int,
+                        help=f"resize images to this side (default: {sizes.get('image_size', 'native')} for "
+                             f"{d.dataset}, the native size for another dataset)")
+    parser.add_argument("--unused-to-val", action="store_true", default=None,
                         help="add the train images --train-size leaves out to the validation split")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--channels", type=int)
-    parser.add_argument("--cells-per-stage", type=int)
+    parser.add_argument("--epochs", type=int, help=f"training epochs (default: {d.epochs})")
+    parser.add_argument("--batch-size", type=int, help=f"training batch size (default: {d.batch_size})")
+    parser.add_argument("--lr", type=float,
+                        help=f"learning rate of {d.optimizer} with a cosine schedule (default: {d.lr})")
+    parser.add_argument("--channels", type=int,
+                        help=f"cell space: channels of the first stage (default: {d.skeleton['channels']})")
+    parser.add_argument("--cells-per-stage", type=int,
+                        help=f"cell space: cells in each stage (default: {d.skeleton['cells_per_stage']})")
+
+
+def _given(args: argparse.Namespace, dests: tuple[str, ...]) -> list[str]:
+    """The options among ``dests`` (left out: None) that the command line gave, as flags."""
+    return ["--" + d.replace("_", "-") for d in dests if getattr(args, d) is not None]
+
+
+def _check_at_least(option: str, value: int | None, what: str, least: int = 1) -> None:
+    if value is not None and value < least:
+        raise UsageError(f"{option} is {what}: at least {least}, got {value}")
+
+
+class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds each option's default to its help, except None or "" (the help says what leaving it out means)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default in (None, "") else super()._get_help_string(action)
 
 
 def _bench_build(args: argparse.Namespace) -> int:
@@ -119,8 +155,15 @@ def _search(args: argparse.Namespace) -> int:
                 "predictor": PredictorSearch, "optuna-tpe": OptunaSampler}[args.strategy]()
     space = {"cell": CellSpace, "macro": MacroSpace}[args.space]()
     kind = args.evaluator or ("table" if args.table else "train")
-    if args.workers < 1:
-        raise UsageError(f"--workers is the number of worker processes: at least 1, got {args.workers}")
+    _check_at_least("--workers", args.workers, "the number of worker processes")
+    _check_at_least("--top", args.top, "the number of rows of the results table")
+    ignored = _given(args, BUDGET_OPTIONS if kind == "table" else ("epochs", "batch_size", "lr") if kind == "proxy"
+                     else ())
+    if ignored:
+        why = "the benchmark table was trained with its own budget" if kind == "table" else \
+            "proxies score untrained networks"
+        raise UsageError(f"{why}, so {', '.join(ignored)} would be ignored; leave {'them' if ignored[1:] else 'it'} "
+                         f"out, or train with --evaluator train")
     if args.proxy and kind != "proxy":
         raise UsageError(f"--proxy names the proxy of --evaluator proxy; this search uses --evaluator {kind}")
     if args.reward_target is not None and not args.reward_cost:
@@ -129,7 +172,12 @@ def _search(args: argparse.Namespace) -> int:
         if args.space != "cell":
             raise UsageError(f"the benchmark table holds the cell space only; search the {args.space} space with "
                              f"--evaluator train or --evaluator proxy")
-        evaluator = TabularEvaluator(Benchmark.load(args.table))  # no --table: the shipped table
+        bench = Benchmark.load(args.table)  # no --table: the shipped table
+        if len(bench) < bench.meta["unique_cells"]:  # a missing seed is fine: means use the complete ones
+            raise UsageError(f"the table {args.table} holds only {len(bench)} of {bench.meta['unique_cells']} cells, "
+                             f"so the search would fail on the rest; pack a complete build, or leave --table out "
+                             f"to use the shipped table")
+        evaluator = TabularEvaluator(bench)
     elif args.table:
         raise UsageError(f"--table is the table to look architectures up in; it goes with --evaluator table, "
                          f"not --evaluator {kind}")
@@ -161,7 +209,7 @@ def _search(args: argparse.Namespace) -> int:
         if executor is not None:
             executor.close()
     _print_trials(result, args.top)
-    return 0
+    return 1 if all(t.failed for t in result.trials) else 0
 
 
 def _print_trials(result, top: int) -> None:
@@ -216,50 +264,65 @@ def main(argv: list[str] | None = None) -> int:
     doctor.add_argument("--no-data", action="store_true", help="skip loading the offline datasets")
     doctor.set_defaults(run=_doctor)
 
-    srch = sub.add_parser("search", help="search a space (cell or macro) by training, table lookup or proxies")
+    srch = sub.add_parser("search", help="search a space (cell or macro) by training, table lookup or proxies",
+                          formatter_class=_DefaultsShown)
     srch.add_argument("--space", choices=SPACE_NAMES, default="cell",
                       help="cell: NAS-Bench-201 cells; macro: MBConv stages (depth, width, kernel, expansion)")
-    srch.add_argument("--strategy", choices=STRATEGY_NAMES, default="evolution")
+    srch.add_argument("--strategy", choices=STRATEGY_NAMES, default="evolution",
+                      help="how the next architectures to evaluate are chosen")
     srch.add_argument("--evaluator", choices=EVALUATOR_NAMES, default=None,
-                      help="train: from scratch (default); table: look up in the benchmark table (cell space); "
-                           "proxy: zero-cost proxies at initialisation")
+                      help="train: from scratch (the default without --table); table: look up in the benchmark "
+                           "table, cell space only (the default with --table); proxy: zero-cost proxies at "
+                           "initialisation")
     srch.add_argument("--budget", type=int, default=100, help="number of evaluations")
-    srch.add_argument("--seed", type=int, default=0)
-    srch.add_argument("--checkpoint", default=None, help="JSON file; rerun the same command to resume")
+    srch.add_argument("--seed", type=int, default=0, help="seed of the strategy and of the training runs")
+    srch.add_argument("--checkpoint", default=None,
+                      help="JSON file saved after each evaluation; rerun the same command to resume (default: none)")
     srch.add_argument("--objective", default=None,
-                      help="metric to maximise (default val_acc; with --evaluator proxy, the proxy)")
+                      help=f"metric to maximise (default: val_acc; with --evaluator proxy, the proxy). train: "
+                           f"{', '.join(TRAIN_METRICS)}; table: these and mean_val_acc, mean_test_acc; proxy: the "
+                           f"proxy or params")
     srch.add_argument("--table", default=None,
-                      help="benchmark table (.json.gz) for --evaluator table (implies it); default: the shipped one")
+                      help="benchmark table for --evaluator table (implies it): a .json.gz file or a shipped name; "
+                           "it must hold every cell (default: nb201_mnist14, which does)")
     srch.add_argument("--proxy", default=None, help="with --evaluator proxy: naswot (default), synflow, snip, "
                                                      "grad_norm or params")
     srch.add_argument("--reward-cost", choices=("params", "flops", "latency"), default=None,
-                      help="search MnasNet's reward: the objective times (cost / target) ** -0.07")
+                      help="search MnasNet's reward: the objective times (cost / target) ** -0.07 (default: the "
+                           "objective alone)")
     srch.add_argument("--reward-target", type=float, default=None, help="the cost --reward-cost aims at")
     srch.add_argument("--workers", type=int, default=1,
                       help="evaluate this many at once in worker processes (the search asks for that many "
                            "architectures at a time, so resume a checkpoint with the same --workers)")
     _add_budget_options(srch)  # training; for proxies, the data and skeleton (the proxy batch is 64 images)
-    srch.add_argument("--top", type=int, default=5, help="rows of the results table")
+    srch.add_argument("--top", type=int, default=5, help="rows of the results table (distinct architectures)")
     srch.set_defaults(run=_search)
 
     bench = sub.add_parser("benchmark", help="build, pack or query the toolkit's NAS benchmark")
     bsub = bench.add_subparsers(dest="action", required=True)
-    b = bsub.add_parser("build", help="train every unique NAS-Bench-201 cell; resumes where it stopped")
+    b = bsub.add_parser("build", help="train every unique NAS-Bench-201 cell; resumes where it stopped",
+                        formatter_class=_DefaultsShown)
     b.add_argument("--out", required=True, help="build folder (config.json + results.jsonl)")
     _add_budget_options(b)
-    b.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    b.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
+                   help="training seeds of each cell: non-negative, each given once (a repeated seed is refused)")
     b.add_argument("--workers", type=int, default=1, help="processes, one CPU thread each")
-    b.add_argument("--limit", type=int, default=None, help="only the first N cells of the fixed order")
+    b.add_argument("--limit", type=int, default=None,
+                   help="only the first N cells of the fixed order (default: all 6,466)")
     b.set_defaults(run=_bench_build)
-    p = bsub.add_parser("pack", help="write the shipped table (.json.gz) from a build folder")
-    p.add_argument("build_dir")
-    p.add_argument("dest")
-    p.add_argument("--note", default="")
+    p = bsub.add_parser("pack", help="write the shipped table (.json.gz) from a build folder",
+                        formatter_class=_DefaultsShown)
+    p.add_argument("build_dir", help="build folder written by `dfl benchmark build`")
+    p.add_argument("dest", help="table file to write (.json.gz)")
+    p.add_argument("--note", default="", help="free text stored in the table's metadata (default: none)")
     p.set_defaults(run=_bench_pack)
-    q = bsub.add_parser("query", help="metrics of one cell, e.g. '|nor_conv_3x3~0|+|...|+|...|'")
-    q.add_argument("table")
-    q.add_argument("arch")
-    q.add_argument("--seed", type=int, default=None)
+    q = bsub.add_parser("query", help="metrics of one cell, e.g. '|nor_conv_3x3~0|+|...|+|...|'",
+                        formatter_class=_DefaultsShown)
+    q.add_argument("table", help="a .json.gz file, or a shipped table's name such as nb201_mnist14")
+    q.add_argument("arch", help="the cell's string form, as `dfl search` prints it: "
+                                "'|op~0|+|op~0|op~1|+|op~0|op~1|op~2|'")
+    q.add_argument("--seed", type=int, default=None,
+                   help="one training seed's metrics (default: the mean over the table's seeds)")
     q.set_defaults(run=_bench_query)
 
     assign = sub.add_parser("assignments", help="release student copies of assignments, grade submissions")
@@ -281,6 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     except DFLError as err:  # bad input: the message says what was wrong, no stack trace
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: say what was kept, no stack trace
+        saved = {_search: ("evaluations", getattr(args, "checkpoint", None)),
+                 _bench_build: ("runs", getattr(args, "out", None))}.get(args.run, ("", None))
+        resume = f"; finished {saved[0]} are saved in {saved[1]}: rerun the same command to resume" if saved[1] else ""
+        print(f"interrupted{resume}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -35,3 +35,11 @@ class CheckpointError(DFLError, RuntimeError):
 
 class WeightsUnavailableError(DFLError, RuntimeError):
     """Pretrained weights that could not be loaded (no network, optional package missing, bad file)."""
+
+
+class NotInTableError(DFLError, KeyError):
+    """An architecture that a (partly built) benchmark table does not hold. A KeyError too, so code that
+    treats a missing cell as "train it instead" can catch it as one."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

@@ -91,9 +91,10 @@ def seed_everything(seed: int) -> None:
     torch.backends.cudnn.benchmark = False
 
 
-def check_seed(seed: object, name: str = "seed", accepted: str = "a non-negative int") -> None:
-    """Raise a clear error unless ``seed`` is a non-negative int (what :func:`seed_everything` takes)."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+def check_seed(seed: object, name: str = "seed", accepted: str = "a non-negative int below 2**32") -> None:
+    """Raise a clear error unless ``seed`` is a non-negative int below 2**32 (what :func:`seed_everything`
+    takes, and small enough for a search to derive one seed per evaluation from it)."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
         raise UsageError(f"{name} must be {accepted}, got {seed!r}")
 
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import dfl_toolkit as dfl
+from dfl_toolkit.errors import UsageError
 
 IMAGE_SETS = {"mnist5k": (1, 28, 28), "digits": (1, 8, 8), "mnist1d": (1, 40)}
 OFFLINE = ["mnist5k", "digits", "mnist1d", "sunspots", "co2", "rotten_tomatoes", "dependency"]
@@ -76,7 +77,7 @@ def test_train_size_takes_a_stratified_subset_and_checks_its_range():
     tiny = dfl.get_dataset("digits", train_size=5)
     assert len(tiny.train) == 5
     for bad in (0, 3501, 2.5):
-        with pytest.raises(ValueError, match=r"train_size must be an int in 1\.\.3500"):
+        with pytest.raises(UsageError, match=r"train_size must be an int in 1\.\.3500"):  # one line in the CLI
             dfl.get_dataset("mnist5k", train_size=bad)
 
 
@@ -180,5 +181,5 @@ def test_image_size_resizes_images_for_other_models():
     raw = dfl.get_dataset("mnist5k", normalize=False)
     half = dfl.get_dataset("mnist5k", normalize=False, image_size=14)
     assert torch.allclose(half.test[0][0], torch.nn.functional.avg_pool2d(raw.test[0][0][None], 2)[0], atol=1e-6)
-    with pytest.raises(ValueError, match="image_size must be an int in 4..512"):
+    with pytest.raises(UsageError, match="image_size must be an int in 4..512"):
         dfl.get_dataset("digits", image_size=2)

@@ -7,8 +7,17 @@ import shutil
 import numpy as np
 import pytest
 
-from dfl_toolkit.errors import CheckpointError, DFLError
-from dfl_toolkit.nas import Benchmark, CellSpace, RandomSearch, TabularEvaluator, TrainBudget, search
+from dfl_toolkit.errors import CheckpointError, DFLError, NotInTableError, UnknownNameError, UsageError
+from dfl_toolkit.nas import (
+    Benchmark,
+    CellSpace,
+    RandomSearch,
+    TabularEvaluator,
+    TrainBudget,
+    count_flops,
+    count_params,
+    search,
+)
 from dfl_toolkit.nas.benchmark.build import RESULTS, build, read_results, unique_cells
 from dfl_toolkit.nas.benchmark.table import pack
 
@@ -49,6 +58,45 @@ def test_build_records_every_metric_and_survives_a_cut_line(built, tmp_path):
     assert len(added) == 2 and len(read_results(copy / RESULTS)) == 8
 
 
+def test_bad_build_and_pack_inputs_get_clear_errors(built, tmp_path):
+    with pytest.raises(UsageError, match=r"distinct training seeds, got \[0, 0\]"):
+        list(build(tmp_path / "b", TINY, seeds=[0, 0], limit=1, progress=False))
+    with pytest.raises(UsageError, match="each build seed must be a non-negative int"):
+        list(build(tmp_path / "b", TINY, seeds=[-1], limit=1, progress=False))
+    with pytest.raises(UsageError, match="limit is a number of cells"):
+        list(build(tmp_path / "b", TINY, seeds=[0], limit=0, progress=False))
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(UsageError, match="is a file; a build is a folder"):
+        list(build(tmp_path / "afile", TINY, seeds=[0], limit=1, progress=False))
+    broken = tmp_path / "broken"
+    shutil.copytree(built, broken)
+    (broken / "config.json").write_text("{not json")
+    with pytest.raises(DFLError, match="config.json cannot be read"):
+        list(build(broken, TINY, seeds=[0], limit=1, progress=False))
+    with pytest.raises(DFLError, match="config.json cannot be read"):
+        pack(broken, tmp_path / "t.json.gz")
+    with pytest.raises(DFLError, match="is not a benchmark build: it has no config.json"):
+        pack(tmp_path / "nothing", tmp_path / "t.json.gz")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    shutil.copy(built / "config.json", empty)
+    with pytest.raises(DFLError, match="no results in"):
+        pack(empty, tmp_path / "empty.json.gz")
+    assert not (tmp_path / "empty.json.gz").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"epochs": 0}, "epochs must be a positive int, got 0"),
+    ({"batch_size": 2.5}, "batch_size must be a positive int, got 2.5"),
+    ({"lr": -1}, "lr must be a positive number, got -1"),
+    ({"skeleton": {"channels": 0, "cells_per_stage": 1}}, "channels must be a positive int, got 0"),
+    ({"skeleton": {"channels": 8, "cells_per_stage": 0}}, "cells_per_stage must be a positive int, got 0"),
+])
+def test_a_bad_training_budget_fails_when_it_is_made(options, message):
+    with pytest.raises(UsageError, match=message):  # not later, as one failed trial per architecture
+        TrainBudget(**options)
+
+
 def test_build_refuses_to_mix_budgets(built):
     other = TrainBudget("digits", {"train_size": 200}, epochs=2, skeleton={"channels": 4, "cells_per_stage": 1})
     with pytest.raises(ValueError, match="use another folder"):
@@ -69,12 +117,19 @@ def test_pack_load_query_and_evaluate(built, tmp_path):
     ev = TabularEvaluator(bench)
     r = ev(arch, seed=1)
     assert r["val_acc"] == q1["val_acc"] and r["cost"] == q1["train_time"] and r["mean_test_acc"] == mean["test_acc"]
-    with pytest.raises(KeyError, match="not in this table"):
+    with pytest.raises(NotInTableError, match="not in this table"):  # a KeyError too: "train it instead"
         bench.query(unique_cells()[100])
-    with pytest.raises(KeyError, match="seed 7 not in this table"):
+    with pytest.raises(UnknownNameError, match="seed of this table: 7; accepted: 0, 1"):
         bench.query(arch, seed=7)
-    with pytest.raises(KeyError, match="unknown metric"):
+    with pytest.raises(UnknownNameError, match="unknown metric 'accuracy'; accepted: flops, latency, params"):
         bench.metric("accuracy")
+    with pytest.raises(UnknownNameError, match="seed of this table: 9; accepted: 0, 1"):
+        bench.metric("test_acc", seed=9)
+    with pytest.raises(UnknownNameError, match="metric measured per seed 'params'"):
+        bench.seed_noise("params")
+    with pytest.raises(UsageError, match="at least two seeds"):
+        bench.seed_noise(seeds=[0])
+    assert bench.costs(arch) == {k: row[k] for k in ("params", "flops")}  # 3 rows: too few to fit, the row's
 
 
 def test_a_partly_built_seed_is_left_out_of_means_but_counts_for_noise(built, tmp_path):
@@ -134,6 +189,28 @@ def test_damaged_or_missing_tables_get_clear_errors(built, tmp_path):
     (tmp_path / "junk.json.gz").write_bytes(b"junk")
     with pytest.raises(DFLError, match="not a benchmark table"):
         Benchmark.load(tmp_path / "junk.json.gz")
+    good = pack(built, tmp_path / "good.json.gz").read_bytes()
+    (tmp_path / "cut.json.gz").write_bytes(good[: len(good) // 2])  # a download or copy cut short
+    for name, content in (("cut.json.gz", None), ("list.json.gz", []), ("nosum.json.gz", {"meta": {}, "rows": []})):
+        if content is not None:
+            with gzip.open(tmp_path / name, "wt") as f:
+                json.dump(content, f)
+        with pytest.raises(DFLError, match="not a benchmark table"):
+            Benchmark.load(tmp_path / name)
+
+
+def test_isomorphic_cells_share_a_row_but_each_has_its_own_size():
+    bench = Benchmark.load()
+    cell = "|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_3x3~2|"
+    assert bench.row(cell)["arch"] != cell and bench.row(cell)["params"] == 44466  # trained as a smaller twin
+    rng = np.random.default_rng(0)
+    archs = [SPACE.from_str(cell), *(SPACE.from_index(rng.integers(0, 5, 6)) for _ in range(4))]
+    for arch in archs:  # the fitted per-edge costs give what building the cell and counting gives
+        net = SPACE.build(arch, in_channels=1, num_classes=10, **bench.meta["budget"]["skeleton"])
+        assert bench.costs(arch) == {"params": count_params(net), "flops": count_flops(net, (1, 14, 14))}
+    own = TabularEvaluator(bench)(SPACE.from_str(cell), seed=0)
+    assert own["params"] == 56674 and own["test_acc"] == bench.row(cell)["test_acc"]["0"]
+    assert bench.full_space("params")[list(SPACE.enumerate()).index(SPACE.from_str(cell))] == 56674
 
 
 def test_search_on_a_partial_table_only_asks_for_built_cells(built, tmp_path):
@@ -150,7 +227,9 @@ def test_command_line_pack_query_and_search(built, tmp_path, capsys):
     assert "3 of 6466 cells" in capsys.readouterr().out
     assert main(["benchmark", "query", str(table), SPACE.to_str(unique_cells()[0])]) == 0
     assert '"test_acc"' in capsys.readouterr().out
-    assert main(["search", "--table", str(table), "--budget", "3", "--strategy", "random"]) == 0
+    assert main(["search", "--table", str(table), "--budget", "3", "--strategy", "random"]) == 2
+    assert "holds only 3 of 6466 cells" in capsys.readouterr().err  # refused: most cells would fail
+    assert main(["search", "--evaluator", "table", "--budget", "3", "--strategy", "random"]) == 0  # the shipped one
     assert "3 evaluations" in capsys.readouterr().out
 
 

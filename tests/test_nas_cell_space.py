@@ -5,7 +5,7 @@ import random
 import pytest
 import torch
 
-from dfl_toolkit.errors import UnknownNameError
+from dfl_toolkit.errors import UnknownNameError, UsageError
 from dfl_toolkit.nas import CellSpace
 
 SPACE = CellSpace()
@@ -83,6 +83,10 @@ def test_bad_architectures_get_clear_errors():
         SPACE.from_str("|none~0|+|none~0|")
     with pytest.raises(ValueError, match="should read from node 1"):
         SPACE.from_str("|none~0|+|none~0|none~0|+|none~0|none~1|none~2|")
+    with pytest.raises(UsageError, match="cannot parse 'nor_conv_3x3'"):  # a DFLError: the command line's one line
+        SPACE.from_str("nor_conv_3x3")
+    spaced = " |nor_conv_3x3~0| + |none~0|skip_connect~1| + |none~0|none~1|avg_pool_3x3~2| "
+    assert SPACE.from_str(spaced) == SPACE.from_str(spaced.replace(" ", ""))
 
 
 @pytest.mark.parametrize("arch", [("nor_conv_3x3",) * 6, ("avg_pool_3x3", "skip_connect", "nor_conv_1x1",

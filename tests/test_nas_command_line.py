@@ -11,7 +11,8 @@ from dfl_toolkit.errors import UnknownNameError, UsageError
 from dfl_toolkit.nas import CellSpace, MacroSpace, ProxyEvaluator, RandomSearch, TrainBudget, TrainEvaluator, search
 from dfl_toolkit.nas.proxies import score
 
-TINY = ["--dataset", "digits", "--train-size", "200", "--epochs", "1", "--batch-size", "64", "--lr", "0.05"]
+TINY_DATA = ["--dataset", "digits", "--train-size", "200"]
+TINY = [*TINY_DATA, "--epochs", "1", "--batch-size", "64", "--lr", "0.05"]
 
 
 def test_a_proxy_evaluator_scores_untrained_networks_repeatably():
@@ -38,7 +39,7 @@ def test_bad_proxy_names_and_skeletons_fail_when_the_evaluator_is_made():
         TrainEvaluator(MacroSpace(), TrainBudget("digits"))
     with pytest.raises(UsageError, match="skeleton option"):
         ProxyEvaluator(MacroSpace(), budget=TrainBudget("digits"))
-    with pytest.raises(UsageError, match="non-negative int, or None"):
+    with pytest.raises(UsageError, match="init_seed must be a non-negative int"):
         ProxyEvaluator(CellSpace(), init_seed=-1)
 
 
@@ -62,7 +63,7 @@ def test_search_by_table_with_tpe_lists_distinct_architectures(capsys):
 
 
 def test_search_by_proxy_and_a_constrained_reward(capsys):
-    assert main(["search", "--evaluator", "proxy", "--proxy", "synflow", "--budget", "4", *TINY]) == 0
+    assert main(["search", "--evaluator", "proxy", "--proxy", "synflow", "--budget", "4", *TINY_DATA]) == 0
     out = capsys.readouterr().out
     assert "synflow" in out and "4 evaluations" in out and "0 failed" in out
     assert "test_acc" not in out  # nothing was trained
@@ -100,8 +101,96 @@ def test_search_the_macro_space_by_training_in_two_processes(tmp_path, capsys):
     (["--workers", "0"], "at least 1"),
     (["--evaluator", "table", "--budget", "0"], "positive int"),
     (["--space", "macro", "--dataset", "mnist1d"], "builds networks for images (C, H, W); 'mnist1d'"),
+    (["--evaluator", "table", "--top", "0"], "--top is the number of rows of the results table: at least 1, got 0"),
+    (["--evaluator", "table", "--epochs", "5"], "trained with its own budget, so --epochs would be ignored"),
+    (["--table", "x.json.gz", "--dataset", "digits", "--unused-to-val"],
+     "trained with its own budget, so --dataset, --unused-to-val would be ignored"),
+    (["--evaluator", "proxy", "--lr", "0.1"], "proxies score untrained networks, so --lr would be ignored"),
+    (["--evaluator", "proxy", "--dataset", "digits", "--unused-to-val"], "digits has no --train-size by default"),
 ])
 def test_bad_search_options_get_one_clear_line(args, message, capsys):
     assert main(["search", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--limit", "0"], "limit is a number of cells: a positive int or None (all), got 0"),
+    (["--workers", "0"], "workers is a number of processes: a positive int, got 0"),
+    (["--seeds", "0", "-1"], "each build seed must be a non-negative int below 2**32, got -1"),
+    (["--seeds", "1", "0", "1"], "seeds must be one or more distinct training seeds, got [1, 0, 1]"),
+])
+def test_bad_build_options_are_refused_before_anything_is_written(args, message, tmp_path, capsys):
+    out = tmp_path / "build"
+    assert main(["benchmark", "build", "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_help_texts_show_the_defaults(capsys):
+    from dfl_toolkit.nas.evaluators import TrainBudget
+
+    default = TrainBudget()
+    for command in (["search"], ["benchmark", "build"], ["benchmark", "query"]):
+        with pytest.raises(SystemExit) as exit_:
+            main([*command, "--help"])
+        assert exit_.value.code == 0
+        out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+        assert "(default: None)" not in out
+        if command[-1] != "query":
+            assert f"training epochs (default: {default.epochs})" in out
+            assert f"(default: {default.dataset})" in out and f"(default: {default.lr})" in out
+            assert f"(default: {default.data_options['train_size']} for {default.dataset}" in out
+            assert f"(default: {default.skeleton['channels']})" in out
+        else:
+            assert "the mean over the table's seeds" in out
+        if command == ["search"]:
+            assert "(default: 100)" in out and "(default: evolution)" in out and "mean_test_acc" in out
+
+
+@pytest.fixture(scope="module")
+def one_cell_build(tmp_path_factory):
+    """A build folder with one cell trained once (tiny budget): packs to a partial table."""
+    out = tmp_path_factory.mktemp("bench") / "one"
+    assert main(["benchmark", "build", "--out", str(out), *TINY, "--channels", "4", "--seeds", "0",
+                 "--limit", "1"]) == 0
+    return out
+
+
+def test_a_partial_table_is_refused_by_a_table_search(one_cell_build, tmp_path, capsys):
+    table = tmp_path / "one.json.gz"
+    assert main(["benchmark", "pack", str(one_cell_build), str(table)]) == 0
+    assert "1 of 6466 cells" in capsys.readouterr().out
+    assert main(["search", "--table", str(table), "--budget", "3", "--strategy", "random"]) == 2
+    err = capsys.readouterr().err
+    assert "holds only 1 of 6466 cells" in err and "pack a complete build" in err and "Traceback" not in err
+
+
+def test_a_search_where_every_evaluation_failed_exits_1(capsys):
+    diverging = [*TINY, "--channels", "4"]
+    diverging[diverging.index("--lr") + 1] = "1e30"  # the loss overflows in the first steps
+    assert main(["search", "--strategy", "random", "--budget", "1", *diverging]) == 1
+    out = capsys.readouterr().out
+    assert "1 evaluations of 1 distinct architectures, 1 failed" in out and "first failure: diverged" in out
+
+
+def test_ctrl_c_says_where_the_finished_work_is_saved(monkeypatch, tmp_path, capsys):
+    import dfl_toolkit.nas
+    from dfl_toolkit.nas.benchmark import build
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build, "build", interrupted)
+    monkeypatch.setattr(dfl_toolkit.nas, "search", interrupted)
+    out = tmp_path / "build"
+    assert main(["benchmark", "build", "--out", str(out), "--limit", "1"]) == 130
+    assert capsys.readouterr().err == (f"interrupted; finished runs are saved in {out}: rerun the same command to "
+                                       f"resume\n")
+    ckpt = tmp_path / "search.json"
+    assert main(["search", "--evaluator", "table", "--budget", "3", "--checkpoint", str(ckpt)]) == 130
+    assert capsys.readouterr().err == (f"interrupted; finished evaluations are saved in {ckpt}: rerun the same "
+                                       f"command to resume\n")
+    assert main(["search", "--evaluator", "table", "--budget", "3"]) == 130
+    assert capsys.readouterr().err == "interrupted\n"

@@ -1,6 +1,6 @@
 import pytest
 
-from dfl_toolkit.errors import CheckpointError
+from dfl_toolkit.errors import CheckpointError, UsageError
 from dfl_toolkit.nas import CellSpace, RegularizedEvolution, search
 from dfl_toolkit.nas.objectives import MnasReward, mnas_reward, pareto_front
 
@@ -19,6 +19,8 @@ def test_mnas_reward_matches_the_formula():
     assert mnas_reward(0.9, 2.0, 1.0, alpha=0, beta=-1) == pytest.approx(0.45)
     with pytest.raises(ValueError, match="must be positive"):
         mnas_reward(0.9, 0.0, 1.0)
+    with pytest.raises(UsageError, match="target cost must be a positive number, got 0"):  # not a failed trial each
+        MnasReward(lambda arch, seed: {}, "params", target=0)
 
 
 def test_a_hard_cost_constraint_steers_search_to_cheap_architectures():

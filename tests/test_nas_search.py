@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dfl_toolkit.errors import CheckpointError
+from dfl_toolkit.errors import CheckpointError, UsageError
 from dfl_toolkit.nas import (
     CellSpace,
     OptunaSampler,
@@ -203,6 +203,23 @@ def test_bad_inputs_get_clear_errors(tmp_path):
         search(SPACE, RandomSearch(), MatchTarget(), 5, seed=1, checkpoint=other, progress=False)
     fresh = search(SPACE, RandomSearch(), MatchTarget(), 5, seed=1, checkpoint=other, resume=False, progress=False)
     assert len(fresh.trials) == 5
+    for content in ("[]", json.dumps({"format": json.loads(other.read_text())["format"], "trials": []})):
+        corrupt.write_text(content)  # valid JSON, but not a checkpoint: a list, or one without its config
+        with pytest.raises(CheckpointError, match="cannot be read"):
+            search(SPACE, RandomSearch(), MatchTarget(), 5, checkpoint=corrupt, progress=False)
+    counted = MatchTarget()
+    with pytest.raises(CheckpointError, match="cannot write the search checkpoint"):  # before any evaluation
+        search(SPACE, RandomSearch(), counted, 5, checkpoint=corrupt / "run.json", progress=False)
+    with pytest.raises(CheckpointError, match="is a folder; give a file path"):
+        search(SPACE, RandomSearch(), counted, 5, checkpoint=tmp_path, progress=False)
+    assert counted.calls == 0
+    with pytest.raises(UsageError, match=r"seed must be a non-negative int below 2\*\*32, got 20000000000000"):
+        search(SPACE, RandomSearch(), MatchTarget(), 5, seed=20_000_000_000_000, progress=False)
+    with pytest.raises(UsageError, match="objective 'accuracy' is not among the evaluator's results; they hold "
+                                         "test_acc, val_acc"):
+        search(SPACE, RandomSearch(), MatchTarget(), 5, objective="accuracy", progress=False)
+    with pytest.raises(UsageError, match="Reinforce needs lr > 0"):
+        Reinforce(lr=-1)
 
 
 class Budgeted(MatchTarget):

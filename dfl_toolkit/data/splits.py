@@ -11,6 +11,8 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset
 
+from ..errors import UsageError
+
 SPLIT_SEED = 0  # splits never depend on the user's seed, so they are the same in every run
 
 
@@ -24,7 +26,7 @@ class TensorDataset(Dataset):
     def __init__(self, x: torch.Tensor, y: torch.Tensor, mean: Sequence[float] | None = None,
                  std: Sequence[float] | None = None, transform: Callable[[torch.Tensor], torch.Tensor] | None = None):
         if len(x) != len(y):
-            raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+            raise UsageError(f"x has {len(x)} samples but y has {len(y)}")
         self.x, self.y, self.transform = x, y, transform
         shape = (-1,) + (1,) * (x.dim() - 2) if x.dim() > 2 else (-1,)
         self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32).view(shape)
@@ -84,7 +86,7 @@ class DatasetSplits:
                 shuffle_train: bool = True) -> tuple[DataLoader, DataLoader, DataLoader]:
         """DataLoaders for (train, val, test); the train order is shuffled reproducibly from ``seed``."""
         if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+            raise UsageError(f"batch_size must be a positive int, got {batch_size!r}")
         gen = torch.Generator().manual_seed(seed)
         train = DataLoader(self.train, batch_size, shuffle=shuffle_train, generator=gen, num_workers=num_workers)
         val = DataLoader(self.val, batch_size * 2, num_workers=num_workers)
@@ -123,7 +125,7 @@ def subsample(labels: np.ndarray, size: int | None, seed: int = SPLIT_SEED) -> n
     if size is None:
         return np.arange(n)
     if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= n:
-        raise ValueError(f"train_size must be an int in 1..{n} (the full train split), got {size!r}")
+        raise UsageError(f"train_size must be an int in 1..{n} (the full train split), got {size!r}")
     if size == n:
         return np.arange(n)
     counts = np.bincount(labels)
@@ -137,7 +139,7 @@ def resize_images(x: torch.Tensor, size: int) -> torch.Tensor:
     """Images (N, C, H, W) resized to (N, C, size, size) in [0, 1]: area averaging to shrink,
     bilinear to enlarge (e.g. 8x8 digits to 28x28 for a network trained on MNIST)."""
     if not isinstance(size, int) or isinstance(size, bool) or not 4 <= size <= 512:
-        raise ValueError(f"image_size must be an int in 4..512, got {size!r}")
+        raise UsageError(f"image_size must be an int in 4..512, got {size!r}")
     x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
     if size < x.shape[-1]:
         out = torch.nn.functional.interpolate(x, size=(size, size), mode="area")

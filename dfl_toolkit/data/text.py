@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import DatasetUnavailableError, UnknownNameError
+from ..errors import DatasetUnavailableError, UnknownNameError, UsageError
 from .splits import SPLIT_SEED, DatasetSplits, stratified_split, subsample
 
 PAD, UNK = "<pad>", "<unk>"  # ids 0 and 1 in every vocabulary
@@ -39,7 +39,7 @@ class TokenDataset(Dataset):
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor):
         if len(x) != len(y):
-            raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+            raise UsageError(f"x has {len(x)} samples but y has {len(y)}")
         self.x, self.y = x, y
 
     def __len__(self) -> int:
@@ -124,7 +124,7 @@ def _reviews(source: str) -> tuple[list[str], np.ndarray]:
 def _check_int(name: str, value: object, low: int, high: int | None = None) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
         bound = f"in {low}..{high}" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be an int {bound}, got {value!r}")
+        raise UsageError(f"{name} must be an int {bound}, got {value!r}")
 
 
 def load_rotten_tomatoes(*, vocab_size: int = 10_000, max_len: int = 48,
@@ -206,14 +206,14 @@ class CharCorpus:
         """
         _check_int("seq_len", seq_len, 1)
         if not 0 < val_fraction < 1:
-            raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction!r}")
+            raise UsageError(f"val_fraction must be between 0 and 1, got {val_fraction!r}")
         ids = torch.tensor(self.encode(self.text), dtype=torch.int64)
         cut = int(len(ids) * (1 - val_fraction))
 
         def cut_windows(part: torch.Tensor) -> TokenDataset:
             n = (len(part) - 1) // seq_len
             if n < 1:
-                raise ValueError(f"seq_len={seq_len} is longer than this part of the text ({len(part)} characters)")
+                raise UsageError(f"seq_len={seq_len} is longer than this part of the text ({len(part)} characters)")
             return TokenDataset(part[: n * seq_len].view(n, seq_len), part[1: n * seq_len + 1].view(n, seq_len))
 
         return cut_windows(ids[:cut]), cut_windows(ids[cut:])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import UsageError
 from .splits import DatasetSplits, TensorDataset
 
 
@@ -22,9 +23,9 @@ def _windows(series: np.ndarray, window: int, horizon: int) -> tuple[np.ndarray,
 def _check_window(name: str, n: int, window: int, horizon: int) -> None:
     for arg, value in (("window", window), ("horizon", horizon)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{arg} must be a positive int, got {value!r}")
+            raise UsageError(f"{arg} must be a positive int, got {value!r}")
     if window + horizon > n // 4:
-        raise ValueError(f"window + horizon must be at most {n // 4} for {name!r} ({n} points), got {window + horizon}")
+        raise UsageError(f"window + horizon must be at most {n // 4} for {name!r} ({n} points), got {window + horizon}")
 
 
 def _series_splits(name: str, values: np.ndarray, time: np.ndarray, *, window: int, horizon: int,

@@ -32,9 +32,12 @@ __all__ = [
 ]
 
 
+LAZY = ("plots", "objectives", "darts", "proxies")  # submodules imported on first use (plots: matplotlib is slow)
+
+
 def __getattr__(name: str):
-    """``nas.plots`` is imported on first use (matplotlib is slow to import)."""
-    if name == "plots":
+    """``nas.plots``, ``nas.objectives``, ``nas.darts`` and ``nas.proxies`` are imported on first use."""
+    if name in LAZY:
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..errors import UsageError
 from .spaces.base import Arch
 
 
@@ -57,6 +58,8 @@ class MnasReward:
 
     def __init__(self, evaluator: Callable[[Arch, int], dict[str, Any]], cost_key: str, target: float,
                  accuracy_key: str = "val_acc", alpha: float = -0.07, beta: float = -0.07):
+        if not isinstance(target, (int, float)) or isinstance(target, bool) or not target > 0:
+            raise UsageError(f"the reward's target cost must be a positive number, got {target!r}")
         self.evaluator, self.cost_key, self.target = evaluator, cost_key, target
         self.accuracy_key, self.alpha, self.beta = accuracy_key, alpha, beta
 

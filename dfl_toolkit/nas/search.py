@@ -182,25 +182,25 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
         tmp.write_text(json.dumps(payload))
 
 
+START_OVER = "delete it or use another checkpoint path (or resume=False) to start over"
+
+
 def _read_checkpoint(path: Path, config: dict[str, Any]) -> dict[int, Trial]:
     try:
         data = json.loads(path.read_text())
-        if data.get("format") != FORMAT:
-            raise ValueError(f"format is {data.get('format')!r}, not {FORMAT!r}")
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError(f"format is {data.get('format') if isinstance(data, dict) else None!r}, not {FORMAT!r}")
         trials = {t["number"]: Trial(**t) for t in data["trials"]}
+        saved = data["config"]
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise CheckpointError(f"search checkpoint {path} cannot be read ({err}); delete it or pass "
-                              f"resume=False to start over") from err
-    saved = data["config"]
+        raise CheckpointError(f"search checkpoint {path} cannot be read ({err}); {START_OVER}") from err
     if "evaluator" in config and "evaluator" not in saved:
         raise CheckpointError(f"search checkpoint {path} was made by an older toolkit that did not record the "
-                              f"evaluator (training budget or table), so it cannot be checked; delete it or pass "
-                              f"resume=False to start over")
+                              f"evaluator (training budget or table), so it cannot be checked; {START_OVER}")
     if saved != config:
         differ = "; ".join(f"{k}: saved {saved.get(k)!r}, now {config.get(k)!r}"
                            for k in sorted(set(saved) | set(config)) if saved.get(k) != config.get(k))
-        raise CheckpointError(f"search checkpoint {path} belongs to another search ({differ}); "
-                              f"use another path or resume=False")
+        raise CheckpointError(f"search checkpoint {path} belongs to another search ({differ}); {START_OVER}")
     return trials
 
 
@@ -249,6 +249,13 @@ def search(space: SearchSpace, strategy: Strategy, evaluator: Evaluator, budget:
     path = None if checkpoint is None else Path(checkpoint)
     if path is not None:
         config = _as_json(config)
+        try:  # fail now, not after the first evaluation
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise CheckpointError(f"cannot write the search checkpoint {path}: {err}") from err
+        if path.is_dir():
+            raise CheckpointError(f"search checkpoint {path} is a folder; give a file path, e.g. "
+                                  f"{path / 'search.json'}")
     recorded = _read_checkpoint(path, config) if path is not None and resume and path.exists() else {}
     strategy.setup(space, objective, random.Random(seed))
     result = SearchResult(space, objective, config=config)
@@ -266,7 +273,7 @@ def search(space: SearchSpace, strategy: Strategy, evaluator: Evaluator, budget:
                 old = recorded.get(start + k)
                 if old is not None and old.arch != space.to_str(arch):
                     raise CheckpointError(f"checkpoint {path} does not replay: trial {start + k} was {old.arch}, "
-                                          f"the strategy now asks {space.to_str(arch)}; use resume=False")
+                                          f"the strategy now asks {space.to_str(arch)}; {START_OVER}")
                 if old is None:
                     todo.append((start + k, arch))
             jobs = [(arch, seed * 1_000_003 + n) for n, arch in todo]
@@ -279,6 +286,9 @@ def search(space: SearchSpace, strategy: Strategy, evaluator: Evaluator, budget:
                 bar.update(1)
             for k, arch in enumerate(archs):
                 trial = recorded[start + k]
+                if not trial.failed and objective not in trial.result:
+                    raise UsageError(f"objective {objective!r} is not among the evaluator's results; they hold "
+                                     f"{', '.join(sorted(trial.result))}")
                 result.trials.append(trial)
                 strategy.tell(arch, trial.result)
             if result.trials and hasattr(bar, "set_postfix"):

@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ...errors import UsageError
+from ...errors import DFLError, UsageError
+from ...runtime import check_seed
 from ..evaluators.train import TrainBudget, TrainEvaluator
 from ..spaces.cell import CellArch, CellSpace
 
@@ -52,6 +53,17 @@ def read_results(path: Path) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 continue
     return rows
+
+
+def read_config(build_dir: Path) -> dict[str, Any]:
+    """A build folder's config.json (space and budget), or a clear error."""
+    try:
+        return json.loads((build_dir / CONFIG).read_text())
+    except FileNotFoundError as err:
+        raise DFLError(f"{build_dir} is not a benchmark build: it has no {CONFIG}") from err
+    except (OSError, ValueError) as err:
+        raise DFLError(f"{build_dir / CONFIG} cannot be read ({err}); restore it, or start the build in another "
+                       "folder") from err
 
 
 _EVALUATOR: TrainEvaluator | None = None
@@ -89,12 +101,22 @@ def build(out: str | os.PathLike, budget: TrainBudget, seeds: list[int], workers
     fixed order (for tests and pilots). A budget different from the one ``out`` was started with is
     refused, so one table never mixes budgets.
     """
+    for seed in seeds:
+        check_seed(seed, "each build seed")
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise UsageError(f"seeds must be one or more distinct training seeds, got {list(seeds)}")
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise UsageError(f"limit is a number of cells: a positive int or None (all), got {limit!r}")
+    if not isinstance(workers, int) or workers < 1:
+        raise UsageError(f"workers is a number of processes: a positive int, got {workers!r}")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} is a file; a build is a folder (config.json and results.jsonl)")
     out.mkdir(parents=True, exist_ok=True)
     config = {"space": CellSpace.name, "budget": budget.to_dict()}
     config_path = out / CONFIG
     if config_path.exists():
-        old = json.loads(config_path.read_text())
+        old = read_config(out)
         if old != config:
             raise UsageError(f"{out} was built with {old}, not {config}; use another folder for another budget")
     else:

@@ -19,13 +19,27 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import DFLError
-from ..spaces.cell import CellArch, CellSpace
-from .build import CONFIG, RESULTS, read_results, unique_cells
+from ...errors import DFLError, NotInTableError, UnknownNameError, UsageError
+from ..spaces.cell import EDGES, OPS, CellArch, CellSpace
+from .build import RESULTS, read_config, read_results, unique_cells
 
 DEFAULT_TABLE = "nb201_mnist14.json.gz"  # the table the toolkit ships in data/
 PER_SEED = ("train_acc", "val_acc", "test_acc", "train_time", "failed")
 PER_CELL = ("params", "flops", "latency")
+SIZES = ("params", "flops")  # costs a cell has itself (see Benchmark.costs); latency is the trained row's
+
+
+def edge_counts(arch: CellArch, live_only: bool = False) -> list[float]:
+    """1, then for each edge a one-hot of its operation: the terms a cell's size is a sum of. With ``live_only``,
+    edges whose input node receives nothing count as none: a forward pass skips them (FLOPs), though their
+    modules exist (parameters)."""
+    live = {0: True}
+    for j in (1, 2, 3):
+        live[j] = any(op != "none" and live[i] for (to, i), op in zip(EDGES, arch, strict=True) if to == j)
+    counts = [1.0]
+    for (_, i), op in zip(EDGES, arch, strict=True):
+        counts += [float(o == op and (live[i] or not live_only)) for o in OPS]
+    return counts
 
 
 def rows_checksum(rows: list[dict[str, Any]]) -> str:
@@ -40,11 +54,13 @@ def pack(build_dir: str | os.PathLike, dest: str | os.PathLike, note: str = "") 
     import torch
 
     build_dir = Path(build_dir)
-    config = json.loads((build_dir / CONFIG).read_text())
+    config = read_config(build_dir)
     space = CellSpace()
     results: dict[str, dict[int, dict[str, Any]]] = {}
     for r in read_results(build_dir / RESULTS):
         results.setdefault(r["arch"], {})[r["seed"]] = r
+    if not results:
+        raise DFLError(f"no results in {build_dir / RESULTS} yet: build some cells first")
     seeds = sorted({s for per in results.values() for s in per})
     rows = []
     for arch in unique_cells(space):
@@ -114,9 +130,11 @@ class Benchmark:
             with gzip.open(path, "rt") as f:
                 data = json.load(f)
             meta, rows = data["meta"], data["rows"]
-        except (OSError, ValueError, KeyError) as err:
-            raise DFLError(f"{path} is not a benchmark table ({type(err).__name__}: {err})") from err
-        if rows_checksum(rows) != meta["sha256"]:
+            checksum = meta["sha256"]
+        except (OSError, EOFError, ValueError, KeyError, TypeError) as err:  # not gzip, cut short, not a table
+            raise DFLError(f"{path} is not a benchmark table ({type(err).__name__}: {err}); pack one with "
+                           "`python -m dfl_toolkit benchmark pack`") from err
+        if rows_checksum(rows) != checksum:
             raise DFLError(f"{path} is damaged: its rows do not match the checksum in its metadata")
         return cls(meta, rows)
 
@@ -128,8 +146,8 @@ class Benchmark:
         arch = self.space.from_str(arch) if isinstance(arch, str) else self.space.validate(arch)
         i = self._index.get(self.space.canonical(arch))
         if i is None:
-            raise KeyError(f"{self.space.to_str(arch)} is not in this table ({len(self)} of "
-                           f"{self.meta['unique_cells']} cells built)")
+            raise NotInTableError(f"{self.space.to_str(arch)} is not in this table ({len(self)} of "
+                                  f"{self.meta['unique_cells']} cells built)")
         return self.rows[i]
 
     def query(self, arch: CellArch | str, seed: int | None = None) -> dict[str, Any]:
@@ -137,8 +155,8 @@ class Benchmark:
         row = self.row(arch)
         seeds = [str(s) for s in self.seeds] if seed is None else [str(seed)]
         if seeds[0] not in row["val_acc"]:
-            raise KeyError(f"seed {seed} not in this table; seeds: {', '.join(row['val_acc'])}")
-        out: dict[str, Any] = {k: row[k] for k in PER_CELL}
+            raise UnknownNameError("seed of this table:", seed, row["val_acc"])
+        out: dict[str, Any] = {"latency": row["latency"], **self.costs(arch)}
         for k in ("train_acc", "val_acc", "test_acc", "train_time"):
             out[k] = statistics.fmean(row[k][s] for s in seeds)
         out["failed"] = any(row["failed"][s] for s in seeds)
@@ -149,21 +167,58 @@ class Benchmark:
         if name in PER_CELL:
             return np.array([r[name] for r in self.rows], dtype=float)
         if name not in PER_SEED:
-            raise KeyError(f"unknown metric {name!r}; accepted: {', '.join(PER_CELL + PER_SEED[:-1])}")
+            raise UnknownNameError("metric", name, PER_CELL + PER_SEED[:-1])
         if seed is not None:
+            self._check_seeds([seed])
             return np.array([r[name][str(seed)] for r in self.rows], dtype=float)
         seeds = [str(s) for s in self.seeds]
         return np.array([statistics.fmean(r[name][s] for s in seeds) for r in self.rows], dtype=float)
 
+    def costs(self, arch: CellArch | str) -> dict[str, int]:
+        """``params`` and ``flops`` of ``arch`` itself, not of the isomorphic cell its row was trained as.
+
+        Isomorphic cells share a row, so an accuracy, but not always a size: one may hold a convolution whose
+        output the other reuses. Both sizes are sums over the cell's edges (:func:`edge_counts`), so a cost per
+        edge and operation, fitted to the table's rows and exact to the unit there, gives any cell's own.
+        A table with too few rows to fit gives the row's values.
+
+        Example:
+            >>> cell = "|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_3x3~2|"
+            >>> bench.costs(cell), bench.row(cell)["params"]  # its row was trained as a smaller twin
+            ({'params': 56674, 'flops': 3161280}, 44466)
+        """
+        row = self.row(arch)
+        arch = self.space.from_str(arch) if isinstance(arch, str) else tuple(arch)
+        fits = self._size_fits()
+        if fits is None:
+            return {k: row[k] for k in SIZES}
+        return {k: int(round(float(np.dot(edge_counts(arch, live_only=k == "flops"), fits[k])))) for k in SIZES}
+
+    def _size_fits(self) -> dict[str, np.ndarray] | None:
+        """Per-term costs for :meth:`costs`, fitted once; None unless the fit is determined and exact."""
+        if not hasattr(self, "_fits"):
+            archs, self._fits = self.archs(), {}
+            for k in SIZES:
+                x = np.array([edge_counts(a, live_only=k == "flops") for a in archs])
+                y = self.metric(k)
+                coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+                if np.linalg.matrix_rank(x) < 1 + len(EDGES) * (len(OPS) - 1) or np.abs(x @ coef - y).max() > 0.5:
+                    self._fits = None
+                    break
+                self._fits[k] = coef
+        return self._fits
+
     def full_space(self, name: str = "test_acc", seed: int | None = None) -> np.ndarray:
-        """One metric for each of the 15,625 cells (isomorphic cells share their class's value):
-        the population random search draws from. One seed's value, or the mean over seeds (default).
-        Needs a complete table."""
+        """One metric for each of the 15,625 cells, the population random search draws from: isomorphic cells
+        share their row's accuracy, latency and time; ``params`` and ``flops`` are each cell's own
+        (:meth:`costs`). One seed's value, or the mean over seeds (default). Needs a complete table."""
+        if name in SIZES:
+            return np.array([self.costs(a)[name] for a in self.space.enumerate()], dtype=float)
         values = self.metric(name, seed)
         try:
             return np.array([values[self._index[self.space.canonical(a)]] for a in self.space.enumerate()])
         except KeyError as err:
-            raise ValueError(f"the table holds {len(self)} of {self.meta['unique_cells']} cells; "
+            raise UsageError(f"the table holds {len(self)} of {self.meta['unique_cells']} cells; "
                              f"the full space needs all of them") from err
 
     def archs(self) -> list[CellArch]:
@@ -172,8 +227,20 @@ class Benchmark:
     def seed_noise(self, metric: str = "test_acc", seeds: Iterable[int] | None = None) -> float:
         """Seed-to-seed standard deviation of one cell's accuracy, pooled over the cells that have every
         one of ``seeds`` (all the table's seeds by default)."""
-        seeds = [str(s) for s in (seeds or self.meta["seeds"])]
-        values = np.array([[r[metric][s] for s in seeds] for r in self.rows if all(s in r[metric] for s in seeds)])
-        if values.shape[1] < 2:
-            raise ValueError("seed noise needs at least two seeds per cell")
+        if metric not in PER_SEED[:-1]:
+            raise UnknownNameError("metric measured per seed", metric, PER_SEED[:-1])
+        seeds = list(seeds or self.meta["seeds"])
+        self._check_seeds(seeds, complete=False)
+        keys = [str(s) for s in seeds]
+        values = np.array([[r[metric][s] for s in keys] for r in self.rows if all(s in r[metric] for s in keys)])
+        if len(keys) < 2 or values.size == 0:
+            raise UsageError(f"seed noise needs at least two seeds per cell; no cell has all of seeds {seeds}")
         return float(np.sqrt(values.var(axis=1, ddof=1).mean()))
+
+    def _check_seeds(self, seeds: Iterable[int], complete: bool = True) -> None:
+        """A clear error for a seed the table does not have (or, with ``complete``, has only for some cells)."""
+        for seed in seeds:
+            if seed not in self.meta["seeds"]:
+                raise UnknownNameError("seed of this table:", seed, [str(s) for s in self.meta["seeds"]])
+            if complete and seed not in self.seeds:
+                raise UsageError(f"seed {seed} is only partly built in this table; complete seeds: {self.seeds}")

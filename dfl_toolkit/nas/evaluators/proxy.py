@@ -43,7 +43,7 @@ class ProxyEvaluator:
         if not proxies:
             raise UsageError(f"name at least one proxy; accepted: {', '.join(sorted(PROXIES))}")
         if init_seed is not None:
-            check_seed(init_seed, "init_seed", "a non-negative int, or None for each query's own seed")
+            check_seed(init_seed, "init_seed", "a non-negative int below 2**32, or None for each query's own seed")
         check_threads(threads)
         self.space, self.proxies, self.budget, self.threads = space, proxies, budget or TrainBudget(), threads
         self.init_seed = init_seed

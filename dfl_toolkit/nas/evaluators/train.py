@@ -36,6 +36,16 @@ class TrainBudget:
     weight_decay: float = 5e-4
     skeleton: dict[str, Any] = field(default_factory=lambda: {"channels": 8, "cells_per_stage": 1})
 
+    def __post_init__(self) -> None:
+        """Bad values fail when the budget is made, not later as one failed trial per architecture."""
+        counts = {"epochs": self.epochs, "batch_size": self.batch_size,
+                  **{k: self.skeleton[k] for k in ("channels", "cells_per_stage") if k in self.skeleton}}
+        for name, value in counts.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UsageError(f"{name} must be a positive int, got {value!r}")
+        if not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool) or not self.lr > 0:
+            raise UsageError(f"lr must be a positive number, got {self.lr!r}")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

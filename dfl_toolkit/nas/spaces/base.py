@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from torch import nn
 
-from ...errors import UnknownNameError
+from ...errors import UnknownNameError, UsageError
 
 Arch = tuple[Any, ...]
 
@@ -82,7 +82,7 @@ class CategoricalSpace:
     def validate(self, arch: Sequence[Any]) -> Arch:
         """``arch`` as a tuple, or a clear error naming the bad part and what is accepted."""
         if isinstance(arch, str) or not isinstance(arch, Sequence) or len(arch) != len(self.choices):
-            raise ValueError(f"an architecture of {self.name!r} is a sequence of {len(self.choices)} choices "
+            raise UsageError(f"an architecture of {self.name!r} is a sequence of {len(self.choices)} choices "
                              f"({', '.join(n for n, _ in self.choices)}), got {arch!r}")
         for value, (name, options) in zip(arch, self.choices, strict=True):
             if value not in options:

@@ -164,16 +164,16 @@ class CellSpace(CategoricalSpace):
         expected = "a string like |nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|avg_pool_3x3~2|"
         parts = text.strip().split("+") if isinstance(text, str) else []
         if len(parts) != 3:
-            raise ValueError(f"cannot parse {text!r}: expected {expected}")
+            raise UsageError(f"cannot parse {text!r}: expected {expected}")
         arch = []
         for j, part in enumerate(parts, start=1):
-            items = [p for p in part.split("|") if p]
+            items = [p.strip() for p in part.split("|") if p.strip()]
             if len(items) != j:
-                raise ValueError(f"cannot parse {text!r}: node {j} needs {j} inputs; expected {expected}")
+                raise UsageError(f"cannot parse {text!r}: node {j} needs {j} inputs; expected {expected}")
             for i, item in enumerate(items):
                 op, _, src = item.partition("~")
                 if src != str(i):
-                    raise ValueError(f"cannot parse {text!r}: {item!r} should read from node {i}")
+                    raise UsageError(f"cannot parse {text!r}: {item!r} should read from node {i}")
                 arch.append(op)
         return self.validate(tuple(arch))
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ...errors import UsageError
 from .base import Arch, CategoricalSpace
 
 DEPTHS, WIDTHS, KERNELS, EXPANSIONS = (1, 2, 3), (8, 16, 24, 32), (3, 5), (1, 3, 6)
@@ -69,7 +70,7 @@ class MacroSpace(CategoricalSpace):
             parts = [p.split("-") for p in text.split("|")]
             arch = tuple(int(item[1:]) for part in parts for item in part)
         except (ValueError, IndexError, AttributeError) as err:
-            raise ValueError(f"cannot parse {text!r}: expected stages like 'd2-w16-k3-e6|d1-w24-k5-e3|...'") from err
+            raise UsageError(f"cannot parse {text!r}: expected stages like 'd2-w16-k3-e6|d1-w24-k5-e3|...'") from err
         return self.validate(arch)
 
     def build(self, arch: Arch, *, in_channels: int = 3, num_classes: int = 10, width_mult: float = 1.0,

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from ...errors import UsageError
 from ..spaces.base import Arch, SearchSpace
 from .evolution import fitness
 
@@ -38,6 +39,9 @@ class Reinforce:
 
     def __init__(self, lr: float = 0.1, baseline_momentum: float = 0.9, entropy_weight: float = 1e-4,
                  use_baseline: bool = True):
+        if not lr > 0 or not 0 <= baseline_momentum < 1 or entropy_weight < 0:
+            raise UsageError(f"Reinforce needs lr > 0, 0 <= baseline_momentum < 1 and entropy_weight >= 0; got "
+                             f"lr={lr}, baseline_momentum={baseline_momentum}, entropy_weight={entropy_weight}")
         self.lr, self.momentum, self.entropy_weight = lr, baseline_momentum, entropy_weight
         self.use_baseline = use_baseline  # False: plain REINFORCE, R instead of R - b (for comparison)
 
