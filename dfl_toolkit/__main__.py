@@ -213,24 +213,28 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _print_trials(result, top: int) -> None:
-    """The best ``top`` distinct architectures (isomorphic copies count as one): objective, accuracy where
-    measured, parameters, how often the search evaluated it, cost, architecture."""
+    """The best ``top`` distinct architectures (isomorphic copies count as one): objective, accuracy and proxy
+    scores where measured, parameters, how often the search evaluated it, cost, architecture."""
+    from .nas.proxies import PROXIES
+
     space, best = result.space, {}
     for t in sorted(result.trials, key=lambda t: (-result.score(t), t.number)):
         key = space.canonical(space.from_str(t.arch))
         best.setdefault(key, [t, 0])[1] += 1
     rows = list(best.values())[:top]
-    columns = [result.objective] + [k for k in ("val_acc", "test_acc", "params") if k != result.objective
-                                    and any(k in t.result for t, _ in rows)]
+    shown = dict.fromkeys(("val_acc", "test_acc", "mean_test_acc", *PROXIES, "params"))  # what evaluators measure
+    columns = [result.objective] + [k for k in shown if k != result.objective and any(k in t.result for t, _ in rows)]
+    widths = [max(10, len(c)) for c in columns]
 
-    def cell(v: object) -> str:
+    def cell(v: object, w: int) -> str:
         if isinstance(v, int) and not isinstance(v, bool):
-            return f"{v:>10,}"
-        return f"{v:>10.4g}" if isinstance(v, float) else f"{'-':>10}"
+            return f"{v:>{w},}"
+        return f"{v:>{w}.4g}" if isinstance(v, float) else f"{'-':>{w}}"
 
-    print(f"\n{'#':>4}  " + "  ".join(f"{c:>10}" for c in columns) + f"  {'evals':>5}  {'cost s':>7}  architecture")
+    print(f"\n{'#':>4}  " + "  ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))
+          + f"  {'evals':>5}  {'cost s':>7}  architecture")
     for t, n in rows:
-        print(f"{t.number:>4}  " + "  ".join(cell(t.result.get(c)) for c in columns)
+        print(f"{t.number:>4}  " + "  ".join(cell(t.result.get(c), w) for c, w in zip(columns, widths, strict=True))
               + f"  {n:>5}  {t.cost:>7.2f}  {t.arch}")
     failed = sum(t.failed for t in result.trials)
     print(f"{len(result.trials)} evaluations of {len(best)} distinct architectures, {failed} failed, "

@@ -23,7 +23,6 @@ from ..errors import DatasetUnavailableError
 from ..runtime import data_dir
 from .splits import DatasetSplits, image_splits, stratified_split
 
-OFFLINE_NAMES = "mnist5k, digits, mnist1d, sunspots, co2"
 TIMEOUT_ENV, OFFLINE_ENV = "DFL_NETWORK_TIMEOUT", "DFL_OFFLINE"
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 CIFAR10_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
@@ -39,9 +38,12 @@ def network_timeout() -> float:
 
 
 def _unavailable(name: str, root: Path, reason: str) -> DatasetUnavailableError:
+    from .registry import list_datasets  # the registry imports this module's loaders
+
+    offline = ", ".join(d.name for d in list_datasets(offline=True))
     return DatasetUnavailableError(
         f"cannot download {name!r} into {root}: {reason}.\n"
-        f"Offline datasets that need no network: {OFFLINE_NAMES}.\n"
+        f"Offline datasets that need no network: {offline}.\n"
         f"Or download it where you have a network (or on Colab) and copy the files into {root}, "
         f"or set DFL_DATA_DIR to a folder that already holds them.")
 

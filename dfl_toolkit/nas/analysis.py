@@ -41,8 +41,10 @@ def expected_best_of_n(scores: Sequence[float], n: int, judged_by: Sequence[floa
 
 
 def mean_interval(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and half-width of its 95% confidence interval (normal approximation)."""
+    """Mean and half-width of its 95% confidence interval (normal approximation; nan for one value)."""
     v = np.asarray(values, dtype=float)
+    if v.ndim != 1 or v.size == 0:
+        raise ValueError(f"need a flat sequence of at least one value, got shape {v.shape}")
     half = 1.96 * v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else float("nan")
     return float(v.mean()), float(half)
 
@@ -51,4 +53,6 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     """Spearman rank correlation (average ranks for ties)."""
     from scipy.stats import spearmanr
 
+    if len(a) != len(b):
+        raise ValueError(f"need two sequences of the same length, got {len(a)} and {len(b)}")
     return float(spearmanr(a, b).statistic)

@@ -182,6 +182,23 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
         tmp.write_text(json.dumps(payload))
 
 
+def config_differences(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") -> str:
+    """The settings that differ between two (nested) configs, e.g. ``evaluator.budget.epochs: saved 3, now 5``.
+
+    Example:
+        >>> config_differences({"seed": 0, "budget": {"epochs": 3}}, {"seed": 0, "budget": {"epochs": 5}})
+        'budget.epochs: saved 3, now 5'
+    """
+    out = []
+    for k in sorted(set(saved) | set(now)):
+        a, b = saved.get(k), now.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.append(config_differences(a, b, f"{prefix}{k}."))
+        elif a != b:
+            out.append(f"{prefix}{k}: saved {a!r}, now {b!r}")
+    return "; ".join(x for x in out if x)
+
+
 START_OVER = "delete it or use another checkpoint path (or resume=False) to start over"
 
 
@@ -198,9 +215,8 @@ def _read_checkpoint(path: Path, config: dict[str, Any]) -> dict[int, Trial]:
         raise CheckpointError(f"search checkpoint {path} was made by an older toolkit that did not record the "
                               f"evaluator (training budget or table), so it cannot be checked; {START_OVER}")
     if saved != config:
-        differ = "; ".join(f"{k}: saved {saved.get(k)!r}, now {config.get(k)!r}"
-                           for k in sorted(set(saved) | set(config)) if saved.get(k) != config.get(k))
-        raise CheckpointError(f"search checkpoint {path} belongs to another search ({differ}); {START_OVER}")
+        raise CheckpointError(f"search checkpoint {path} belongs to another search "
+                              f"({config_differences(saved, config)}); {START_OVER}")
     return trials
 
 
