@@ -130,6 +130,9 @@ def test_pack_load_query_and_evaluate(built, tmp_path):
     with pytest.raises(UsageError, match="at least two seeds"):
         bench.seed_noise(seeds=[0])
     assert bench.costs(arch) == {k: row[k] for k in ("params", "flops")}  # 3 rows: too few to fit, the row's
+    for name in ("test_acc", "params"):
+        with pytest.raises(UsageError, match="holds 3 of 6466 cells; the full space needs all of them"):
+            bench.full_space(name)
 
 
 def test_a_partly_built_seed_is_left_out_of_means_but_counts_for_noise(built, tmp_path):

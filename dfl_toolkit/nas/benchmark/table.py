@@ -7,6 +7,7 @@ mapped to its isomorphism class first.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -189,37 +190,35 @@ class Benchmark:
         """
         row = self.row(arch)
         arch = self.space.from_str(arch) if isinstance(arch, str) else tuple(arch)
-        fits = self._size_fits()
-        if fits is None:
+        if self._size_fits is None:
             return {k: row[k] for k in SIZES}
-        return {k: int(round(float(np.dot(edge_counts(arch, live_only=k == "flops"), fits[k])))) for k in SIZES}
+        return {k: int(round(float(np.dot(edge_counts(arch, live_only=k == "flops"), self._size_fits[k]))))
+                for k in SIZES}
 
+    @functools.cached_property
     def _size_fits(self) -> dict[str, np.ndarray] | None:
         """Per-term costs for :meth:`costs`, fitted once; None unless the fit is determined and exact."""
-        if not hasattr(self, "_fits"):
-            archs, self._fits = self.archs(), {}
-            for k in SIZES:
-                x = np.array([edge_counts(a, live_only=k == "flops") for a in archs])
-                y = self.metric(k)
-                coef, *_ = np.linalg.lstsq(x, y, rcond=None)
-                if np.linalg.matrix_rank(x) < 1 + len(EDGES) * (len(OPS) - 1) or np.abs(x @ coef - y).max() > 0.5:
-                    self._fits = None
-                    break
-                self._fits[k] = coef
-        return self._fits
+        archs, fits = self.archs(), {}
+        for k in SIZES:
+            x = np.array([edge_counts(a, live_only=k == "flops") for a in archs])
+            y = self.metric(k)
+            coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+            if np.linalg.matrix_rank(x) < 1 + len(EDGES) * (len(OPS) - 1) or np.abs(x @ coef - y).max() > 0.5:
+                return None
+            fits[k] = coef
+        return fits
 
     def full_space(self, name: str = "test_acc", seed: int | None = None) -> np.ndarray:
         """One metric for each of the 15,625 cells, the population random search draws from: isomorphic cells
         share their row's accuracy, latency and time; ``params`` and ``flops`` are each cell's own
         (:meth:`costs`). One seed's value, or the mean over seeds (default). Needs a complete table."""
+        if len(self) < self.meta["unique_cells"]:
+            raise UsageError(f"the table holds {len(self)} of {self.meta['unique_cells']} cells; "
+                             f"the full space needs all of them")
         if name in SIZES:
             return np.array([self.costs(a)[name] for a in self.space.enumerate()], dtype=float)
         values = self.metric(name, seed)
-        try:
-            return np.array([values[self._index[self.space.canonical(a)]] for a in self.space.enumerate()])
-        except KeyError as err:
-            raise UsageError(f"the table holds {len(self)} of {self.meta['unique_cells']} cells; "
-                             f"the full space needs all of them") from err
+        return np.array([values[self._index[self.space.canonical(a)]] for a in self.space.enumerate()])
 
     def archs(self) -> list[CellArch]:
         return [self.space.from_str(r["arch"]) for r in self.rows]
