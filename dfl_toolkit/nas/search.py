@@ -205,8 +205,10 @@ START_OVER = "delete it or use another checkpoint path (or resume=False) to star
 def _read_checkpoint(path: Path, config: dict[str, Any]) -> dict[int, Trial]:
     try:
         data = json.loads(path.read_text())
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ValueError(f"format is {data.get('format') if isinstance(data, dict) else None!r}, not {FORMAT!r}")
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        if data.get("format") != FORMAT:
+            raise ValueError(f"format is {data.get('format')!r}, not {FORMAT!r}")
         trials = {t["number"]: Trial(**t) for t in data["trials"]}
         saved = data["config"]
     except (OSError, ValueError, KeyError, TypeError) as err:
