@@ -144,7 +144,7 @@ class Benchmark:
 
     def row(self, arch: CellArch | str) -> dict[str, Any]:
         """The raw row of ``arch`` (any cell, or its string form)."""
-        arch = self.space.from_str(arch) if isinstance(arch, str) else self.space.validate(arch)
+        arch = self._parse(arch)
         i = self._index.get(self.space.canonical(arch))
         if i is None:
             raise NotInTableError(f"{self.space.to_str(arch)} is not in this table ({len(self)} of "
@@ -153,11 +153,12 @@ class Benchmark:
 
     def query(self, arch: CellArch | str, seed: int | None = None) -> dict[str, Any]:
         """Metrics of ``arch``: one seed's, or the mean over :attr:`seeds` when ``seed`` is None."""
+        arch = self._parse(arch)
         row = self.row(arch)
         seeds = [str(s) for s in self.seeds] if seed is None else [str(seed)]
         if seeds[0] not in row["val_acc"]:
             raise UnknownNameError("seed of this table:", seed, row["val_acc"])
-        out: dict[str, Any] = {"latency": row["latency"], **self.costs(arch)}
+        out: dict[str, Any] = {"latency": row["latency"], **self._sizes(arch, row)}
         for k in ("train_acc", "val_acc", "test_acc", "train_time"):
             out[k] = statistics.fmean(row[k][s] for s in seeds)
         out["failed"] = any(row["failed"][s] for s in seeds)
@@ -188,8 +189,14 @@ class Benchmark:
             >>> bench.costs(cell), bench.row(cell)["params"]  # its row was trained as a smaller twin
             ({'params': 56674, 'flops': 3161280}, 44466)
         """
-        row = self.row(arch)
-        arch = self.space.from_str(arch) if isinstance(arch, str) else tuple(arch)
+        arch = self._parse(arch)
+        return self._sizes(arch, self.row(arch))
+
+    def _parse(self, arch: CellArch | str) -> CellArch:
+        return self.space.from_str(arch) if isinstance(arch, str) else self.space.validate(arch)
+
+    def _sizes(self, arch: CellArch, row: dict[str, Any]) -> dict[str, int]:
+        """:meth:`costs` of a parsed ``arch`` whose row is ``row``."""
         if self._size_fits is None:
             return {k: row[k] for k in SIZES}
         return {k: int(round(float(np.dot(edge_counts(arch, live_only=k == "flops"), self._size_fits[k]))))
