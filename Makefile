@@ -8,6 +8,8 @@ STAMP  := $(VENV)/.dfl-installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 PYTEST_ARGS ?=
+# pytest-xdist workers; --dist loadfile keeps each notebook's cells (and each test file) on one worker, in order
+PYTEST_WORKERS ?= 2
 
 .PHONY: setup lab test lock
 
@@ -22,12 +24,14 @@ $(STAMP): requirements-lock.txt pyproject.toml
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
 
-# Lint, then unit tests and every notebook under nbval, in quick mode.
+# Lint, then unit tests (the real-browser one included: tests/test_browser.py) and every notebook under nbval,
+# in quick mode, on $(PYTEST_WORKERS) workers (PYTEST_WORKERS=0: one process).
 # pytest exit code 5 (no test collected) is a failure here: a suite that runs nothing proves nothing.
 test: $(STAMP)
 	$(BIN)/ruff check dfl_toolkit tests benchmarks
-	@DFL_QUICK=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
-		--nbval-cell-timeout=300 --ignore=notebooks/assignments/release $(PYTEST_ARGS); rc=$$?; \
+	@DFL_QUICK=1 MPLBACKEND=Agg $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests notebooks \
+		--nbval-lax --nbval-current-env --nbval-cell-timeout=300 --ignore=notebooks/assignments/release \
+		$(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests"; exit 1; fi; exit $$rc
 
 # Regenerate the lock from a throwaway venv with the newest versions the ranges allow.

@@ -8,7 +8,7 @@ table's budget and under a longer one (all 3,500 training images, 10 epochs: abo
 prints per budget: each group's mean test accuracy, the difference top minus 90th percentile (95%
 interval over cells), the seed-to-seed sd, and how well the two seeds agree on the order of the cells.
 
-    python benchmarks/budget_separation.py --table data/nb201_mnist14.json.gz [--cells 15]
+    python benchmarks/budget_separation.py --table nb201_mnist14 [--cells 15]
 
 About 12-13 minutes on 2 cores; results in ``results/budget_separation.json``.
 """

@@ -5,8 +5,8 @@ epoch (to show skip-connection collapse), derives a cell, and looks it up in the
 partial table does not hold it yet, trains it with the table's budget for the table's seeds). The
 rank is the fraction of table cells with a higher mean test accuracy (top 5% = 0.05).
 
-    python benchmarks/darts_rank.py --table data/nb201_mnist14.json.gz [--epochs 50] [--modes darts gdas darts-]
-    python benchmarks/darts_rank.py --table data/nb201_mnist14.json.gz --rerank   # same searches, newer table
+    python benchmarks/darts_rank.py --table nb201_mnist14 [--epochs 50] [--modes darts gdas darts-]
+    python benchmarks/darts_rank.py --table nb201_mnist14 --rerank   # same searches, newer table
 
 ``--rerank`` keeps the derived cells of the last report (the searches do not depend on the table) and
 looks them up again, e.g. once the table is complete. ``--select perturbation`` reads the cells by
@@ -14,7 +14,7 @@ DARTS-PT instead of the largest alpha (the searches are checkpointed, so on sett
 selection runs). ``--summary`` gathers every report in results/ (one per seed, warm-up and selection) into
 one table: rank per method, mean and range over seeds.
 
-    python benchmarks/darts_rank.py --table data/nb201_mnist14.json.gz --modes darts darts- --select perturbation
+    python benchmarks/darts_rank.py --table nb201_mnist14 --modes darts darts- --select perturbation
     python benchmarks/darts_rank.py --summary [--reports benchmarks/results/darts_rank_earlier]
 """
 
@@ -29,7 +29,7 @@ import torch
 
 import dfl_toolkit as dfl
 from dfl_toolkit.nas import Benchmark, CellSpace, TrainBudget, TrainEvaluator
-from dfl_toolkit.nas.darts import darts_search
+from dfl_toolkit.nas.strategies.darts import darts_search
 
 OUT = Path(__file__).parent / "results"
 

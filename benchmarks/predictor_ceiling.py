@@ -12,7 +12,7 @@ of a search. It reports, for each signal and for the model's predictions and a 5
 Spearman correlation with the mean test accuracy over all cells and within the top 10% (where a search
 chooses after about 50 queries), and the regret of the cells each one ranks first.
 
-    python benchmarks/predictor_ceiling.py --table data/nb201_mnist14.json.gz
+    python benchmarks/predictor_ceiling.py --table nb201_mnist14
 
 Writes ``results/predictor_ceiling.json``; about 1 minute on 2 cores.
 """

@@ -6,7 +6,7 @@ table's mean test accuracy beside the published NAS-Bench-201 CIFAR-10 values (A
 2021; over all 15,625 cells). A partial table is a uniform sample of the space, so its estimate is
 unbiased, only wider.
 
-    python benchmarks/proxy_correlation.py --table data/nb201_mnist14.json.gz [--batch 64]
+    python benchmarks/proxy_correlation.py --table nb201_mnist14 [--batch 64]
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ the found cell's mean test accuracy and regret (table's best minus it) with 95% 
 its share of table cells better, and seconds per search. For comparison, the searches that train (table
 lookups, picking by one run's validation accuracy) from ``results/regret_curves.json`` when it is there.
 
-    python benchmarks/proxy_search.py --table data/nb201_mnist14.json.gz [--seeds 20] [--budget 200]
+    python benchmarks/proxy_search.py --table nb201_mnist14 [--seeds 20] [--budget 200]
 """
 
 from __future__ import annotations
@@ -24,16 +24,15 @@ from dfl_toolkit.nas import (
     Benchmark,
     CellSpace,
     ProxyEvaluator,
-    RandomSearch,
-    RegularizedEvolution,
     TrainBudget,
     mean_interval,
     search,
 )
+from dfl_toolkit.nas.strategies import STRATEGIES as REGISTRY
 
 OUT = Path(__file__).parent / "results"
 PROXY_NAMES = ("naswot", "synflow", "params")
-STRATEGIES = {"random": RandomSearch, "evolution": lambda: RegularizedEvolution(population_size=10, sample_size=3)}
+STRATEGIES = {name: REGISTRY[name] for name in ("random", "evolution")}  # evolution: population 10, sample 3
 _EVALUATORS: dict[str, ProxyEvaluator] = {}
 
 

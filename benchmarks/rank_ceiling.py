@@ -14,7 +14,7 @@ cells by their mean over all four runs are trained with two more seeds (4 and 5)
 A control group (cells drawn at random, so not selected by seeds 0 and 1) is retrained the same way;
 its new runs must match its table entries on average, or the new runs would not be comparable.
 
-    python benchmarks/rank_ceiling.py --table data/nb201_mnist14.json.gz [--top 0.01] [--control 40]
+    python benchmarks/rank_ceiling.py --table nb201_mnist14 [--top 0.01] [--control 40]
 
 Runs are appended to ``results/rank_ceiling_runs_<table checksum>.jsonl`` as they finish (a killed run resumes);
 the summary goes to ``results/rank_ceiling.json``. About 7-8 minutes on 2 cores.

@@ -12,12 +12,13 @@ and saves a figure (regret vs queries and vs simulated training hours).
 ``mean_test_acc`` (the judged metric itself: no noise, an oracle no real search has). Reports for
 another objective than ``val_acc`` get its name as a suffix.
 
-    python benchmarks/regret_curves.py --table data/nb201_mnist14.json.gz [--seeds 100] [--budget 300]
+    python benchmarks/regret_curves.py --table nb201_mnist14 [--seeds 100] [--budget 300]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing as mp
 from pathlib import Path
@@ -27,25 +28,17 @@ import numpy as np
 from dfl_toolkit.nas import (
     Benchmark,
     CellSpace,
-    OptunaSampler,
-    PredictorSearch,
-    RandomSearch,
-    RegularizedEvolution,
-    Reinforce,
     TabularEvaluator,
     search,
 )
 from dfl_toolkit.nas.analysis import expected_best_of_n, mean_interval
+from dfl_toolkit.nas.strategies import STRATEGIES as REGISTRY
 
 OUT = Path(__file__).parent / "results"
 BUDGETS = (10, 20, 50, 100, 200, 300)
-STRATEGIES = {
-    "random": RandomSearch,
-    "evolution": lambda: RegularizedEvolution(population_size=10, sample_size=3),
-    "reinforce": lambda: Reinforce(lr=0.1),
-    "predictor": lambda: PredictorSearch(initial=10, ensemble=5, epochs=100, refit_every=10),
-    "optuna-tpe": lambda: OptunaSampler("tpe"),
-}
+# every strategy of the registry; the settings this benchmark uses where they are not the defaults
+SETTINGS = {"predictor": {"initial": 10, "ensemble": 5, "epochs": 100, "refit_every": 10}}
+STRATEGIES = {name: functools.partial(cls, **SETTINGS.get(name, {})) for name, cls in REGISTRY.items()}
 _BENCH: Benchmark | None = None
 
 

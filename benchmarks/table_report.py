@@ -8,7 +8,7 @@ the top 10% are the cells a search competes over.) Once two seeds are complete, 
 is their mean, and the gap is also set against the noise of such a mean. Saves a figure: the accuracy
 histogram and seed 0 against seed 1.
 
-    python benchmarks/table_report.py --table data/nb201_mnist14.json.gz
+    python benchmarks/table_report.py --table nb201_mnist14
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ Regret = best yardstick value among the built cells minus the picked cell's. It 
 the build's seed-0 runs repeat the table's seed-0 runs (same seed, today's code). Differences get a 95%
 bootstrap interval over cells.
 
-    python benchmarks/val_split_check.py --build data/nb201_mnist14_val2k --table data/nb201_mnist14.json.gz \
+    python benchmarks/val_split_check.py --build data/nb201_mnist14_val2k --table nb201_mnist14 \
         [--seeds 100] [--budget 300]
 """
 

@@ -8,7 +8,7 @@ search needs to reach the regret the warm search has after b queries, divided by
 well architectures transfer between the two datasets: the Spearman correlation of their accuracies over
 the cells both tables hold.
 
-    python benchmarks/warm_start.py --table data/nb201_mnist14.json.gz --prior data/nb201_digits.json.gz
+    python benchmarks/warm_start.py --table nb201_mnist14 --prior nb201_digits
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ If the curve is U-shaped, the cells that look best are not the best: a strategy 
 random search goes *past* the bottom of the U sooner, and beats random only in the budgets before that.
 The measured strategy curves (from ``regret_curves.py``'s JSON files, where present) are drawn on top.
 
-    python benchmarks/winners_curse.py --table data/nb201_mnist14.json.gz
+    python benchmarks/winners_curse.py --table nb201_mnist14
 """
 
 from __future__ import annotations

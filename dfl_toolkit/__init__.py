@@ -9,7 +9,7 @@ Example:
     >>> history = dfl.fit(dfl.ConvNet(1, 10), *data.loaders(64)[:2], epochs=3)
 """
 
-from .backbones import Backbone, feature_matrix, list_backbones, load_backbone, predict_photo
+from .checkpoint import load_checkpoint, save_checkpoint
 from .data import (
     DatasetInfo,
     DatasetSplits,
@@ -31,14 +31,27 @@ from .errors import (
     WeightsUnavailableError,
 )
 from .explain import DeletionInsertion, deletion_insertion, explain, randomization_test
-from .features import extract_features, list_layers
+from .features import (
+    Backbone,
+    ProbeResult,
+    attention_maps,
+    attention_rollout,
+    extract_features,
+    feature_matrix,
+    linear_probe,
+    list_backbones,
+    list_layers,
+    load_backbone,
+    predict_photo,
+    rnn_states,
+    token_states,
+)
 from .models import CharRNN, ConvNet, SequenceRNN, TextRNN, TransformerClassifier
-from .probes import ProbeResult, linear_probe
 from .runtime import by_mode, data_dir, get_device, quick_mode, seed_everything, torch_threads
-from .sequence_features import attention_maps, attention_rollout, rnn_states, token_states
-from .train import History, evaluate, fit, load_checkpoint, predict, save_checkpoint
+from .train import History, evaluate, fit, predict
 
 __version__ = "0.1.0"
+LAZY = ("viz", "widgets", "nas", "classroom")  # subpackages imported on first use
 
 __all__ = [
     "Backbone", "CharRNN", "CheckpointError", "ConvNet", "DFLError", "DatasetInfo", "DatasetSplits",
@@ -48,15 +61,15 @@ __all__ = [
     "extract_features", "feature_matrix", "fit", "format_report", "get_dataset", "get_device", "get_loaders",
     "linear_probe", "list_backbones", "list_datasets", "list_layers", "list_photos", "load_backbone",
     "load_char_corpus", "load_checkpoint", "load_photo", "predict", "predict_photo", "quick_mode", "randomization_test",
-    "rnn_states", "save_checkpoint", "seed_everything", "token_states", "torch_threads", "viz", "widgets", "checks",
-    "assignments",
+    "rnn_states", "save_checkpoint", "seed_everything", "token_states", "torch_threads", "viz", "widgets", "nas",
+    "classroom",
 ]
 
 
 def __getattr__(name: str):
-    """``dfl.viz``, ``dfl.widgets``, ``dfl.checks`` and ``dfl.assignments`` are imported on first use
-    (matplotlib, ipywidgets and nbclient are slow to import)."""
-    if name in ("viz", "widgets", "checks", "assignments"):
+    """``dfl.viz``, ``dfl.widgets``, ``dfl.nas`` and ``dfl.classroom`` are imported on first use
+    (matplotlib, ipywidgets, optuna and nbclient are slow to import)."""
+    if name in LAZY:
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

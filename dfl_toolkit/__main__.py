@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -28,30 +27,25 @@ def _doctor(args: argparse.Namespace) -> int:
     return 1 if any("FAILED" in f or "MISSING" in f for _, f in rows) else 0
 
 
-def _budget(args: argparse.Namespace, space: str = "cell"):
-    """The TrainBudget described by the training options shared by `search` and `benchmark build`;
-    an option left out keeps TrainBudget's default (the budget of the shipped benchmark table). The
-    macro space builds with its own defaults: the cell skeleton's options do not apply to it."""
+def _budget(args: argparse.Namespace, space: str = "nb201_cell"):
+    """The TrainBudget the training options describe: ``TrainBudget.for_dataset`` (the dataset's own defaults:
+    the shipped table's budget for MNIST-5k) with the options given changed. The macro space builds with its own
+    defaults: the cell skeleton's options do not apply to it."""
     from .nas.evaluators import TrainBudget
 
-    default = TrainBudget()
-    dataset = args.dataset or default.dataset
-    options = dict(default.data_options) if dataset == default.dataset else {}  # sizes belong to the dataset
-    if args.unused_to_val and args.train_size is None and "train_size" not in options:
-        raise UsageError(f"--unused-to-val moves the train images --train-size leaves out to the validation split; "
-                         f"{dataset} has no --train-size by default, so give one")
-    options.update({k: v for k, v in (("train_size", args.train_size), ("image_size", args.image_size))
-                    if v is not None})
+    base = TrainBudget.for_dataset(args.dataset or TrainBudget().dataset)
+    options = {**base.data_options, **{k: v for k, v in (("train_size", args.train_size),
+                                                         ("image_size", args.image_size)) if v is not None}}
     if args.unused_to_val:
         options["unused_to_val"] = True
     cell_options = {k: v for k, v in (("channels", args.channels), ("cells_per_stage", args.cells_per_stage))
                     if v is not None}
-    if space != "cell" and cell_options:
+    if space != "nb201_cell" and cell_options:
         raise UsageError(f"--channels and --cells-per-stage set the cell space's skeleton; the {space} space "
                          f"does not take them")
-    skeleton = {**default.skeleton, **cell_options} if space == "cell" else {}
+    skeleton = {**base.skeleton, **cell_options} if space == "nb201_cell" else {}
     chosen = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr") if getattr(args, k) is not None}
-    return dataclasses.replace(default, dataset=dataset, data_options=options, skeleton=skeleton, **chosen)
+    return TrainBudget.for_dataset(base.dataset, data_options=options, skeleton=skeleton, **chosen)
 
 
 BUDGET_OPTIONS = ("dataset", "train_size", "image_size", "unused_to_val", "epochs", "batch_size", "lr", "channels",
@@ -110,7 +104,8 @@ def _bench_build(args: argparse.Namespace) -> int:
 
 
 def _bench_pack(args: argparse.Namespace) -> int:
-    from .nas.benchmark.table import Benchmark, pack
+    from .nas.benchmark.build import pack
+    from .nas.benchmark.table import Benchmark
 
     dest = pack(args.build_dir, args.dest, note=args.note)
     bench = Benchmark.load(dest)
@@ -127,33 +122,14 @@ def _bench_query(args: argparse.Namespace) -> int:
     return 0
 
 
-STRATEGY_NAMES = ("random", "evolution", "reinforce", "predictor", "optuna-tpe")
-SPACE_NAMES = ("cell", "macro")
-TRAIN_METRICS = ("val_acc", "test_acc", "train_acc", "params", "flops", "latency")  # what every evaluation records
-EVALUATOR_NAMES = ("train", "table", "proxy")
-
-
 def _search(args: argparse.Namespace) -> int:
-    from .nas import (
-        Benchmark,
-        CellSpace,
-        MacroSpace,
-        OptunaSampler,
-        PredictorSearch,
-        ProcessExecutor,
-        ProxyEvaluator,
-        RandomSearch,
-        RegularizedEvolution,
-        Reinforce,
-        TabularEvaluator,
-        TrainEvaluator,
-        search,
-    )
+    from .nas import Benchmark, ProcessExecutor, search
+    from .nas.evaluators import EVALUATORS
     from .nas.objectives import MnasReward
+    from .nas.spaces import SPACES
+    from .nas.strategies import STRATEGIES
 
-    strategy = {"random": RandomSearch, "evolution": RegularizedEvolution, "reinforce": Reinforce,
-                "predictor": PredictorSearch, "optuna-tpe": OptunaSampler}[args.strategy]()
-    space = {"cell": CellSpace, "macro": MacroSpace}[args.space]()
+    strategy, space = STRATEGIES[args.strategy](), SPACES[args.space]()
     kind = args.evaluator or ("table" if args.table else "train")
     _check_at_least("--workers", args.workers, "the number of worker processes")
     _check_at_least("--top", args.top, "the number of rows of the results table")
@@ -169,29 +145,25 @@ def _search(args: argparse.Namespace) -> int:
     if args.reward_target is not None and not args.reward_cost:
         raise UsageError("--reward-target goes with --reward-cost (params, flops or latency)")
     if kind == "table":
-        if args.space != "cell":
-            raise UsageError(f"the benchmark table holds the cell space only; search the {args.space} space with "
-                             f"--evaluator train or --evaluator proxy")
         bench = Benchmark.load(args.table)  # no --table: the shipped table
+        if space.name != bench.meta["space"]:
+            raise UsageError(f"the benchmark table holds the {bench.meta['space']} space only; search the "
+                             f"{space.name} space with --evaluator train or --evaluator proxy")
         if len(bench) < bench.meta["unique_cells"]:  # a missing seed is fine: means use the complete ones
             raise UsageError(f"the table {args.table} holds only {len(bench)} of {bench.meta['unique_cells']} cells, "
                              f"so the search would fail on the rest; pack a complete build, or leave --table out "
                              f"to use the shipped table")
-        evaluator = TabularEvaluator(bench)
+        evaluator = EVALUATORS[kind](bench)
     elif args.table:
         raise UsageError(f"--table is the table to look architectures up in; it goes with --evaluator table, "
                          f"not --evaluator {kind}")
     elif kind == "train":
-        evaluator = TrainEvaluator(space, _budget(args, args.space))
+        evaluator = EVALUATORS[kind](space, _budget(args, space.name))
     else:
-        evaluator = ProxyEvaluator(space, args.proxy or "naswot", _budget(args, args.space))
-    objective = args.objective or (evaluator.proxies[0] if kind == "proxy" else "val_acc")
-    if kind == "proxy" and objective not in (*evaluator.proxies, "params"):
-        raise UsageError(f"a proxy search measures {evaluator.proxies[0]} and params only; --objective "
-                         f"{objective} needs --evaluator train or table")
-    measured = {"train": TRAIN_METRICS, "table": (*TRAIN_METRICS, "mean_val_acc", "mean_test_acc")}.get(kind)
-    if measured and objective not in measured:
-        raise UnknownNameError(f"--objective for --evaluator {kind}:", objective, measured)
+        evaluator = EVALUATORS[kind](space, args.proxy or "naswot", _budget(args, space.name))
+    objective = args.objective or evaluator.metrics[0]  # val_acc, or the proxy
+    if objective not in evaluator.metrics:
+        raise UnknownNameError(f"--objective for --evaluator {kind}:", objective, evaluator.metrics)
     if args.reward_cost:
         if args.reward_target is None:
             raise UsageError("--reward-cost needs --reward-target (the cost MnasNet's reward aims at, e.g. 30000 "
@@ -244,7 +216,7 @@ def _print_trials(result, top: int) -> None:
 
 
 def _assign_release(args: argparse.Namespace) -> int:
-    from .assignments import release
+    from .classroom import release
 
     for path in release(args.source, args.release):
         print(f"wrote {path}")
@@ -252,12 +224,18 @@ def _assign_release(args: argparse.Namespace) -> int:
 
 
 def _assign_grade(args: argparse.Namespace) -> int:
-    from .assignments import grade
+    from .classroom import grade
 
-    grades = grade(args.submissions, args.source, args.out, timeout=args.timeout)
-    for g in grades:
-        print(f"{g.student:20s} {g.assignment:32s} {g.total:g} / {sum(g.max_scores.values()):g}")
-    print(f"{len(grades)} notebooks graded: {Path(args.out) / 'grades.csv'}, feedback in {Path(args.out) / 'feedback'}")
+    out = Path(args.out)
+    try:
+        grades = grade(args.submissions, args.source, out, timeout=args.timeout, jobs=args.jobs,
+                       memory_gb=args.memory, sandbox=args.sandbox, fresh=args.fresh)
+    except KeyboardInterrupt:
+        print(f"interrupted; every finished notebook is in {out / 'grades.csv'}: rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    print(f"{len(grades)} notebooks graded: {out / 'grades.csv'}, feedback in {out / 'feedback'}, "
+          f"summary in {out / 'summary.md'}")
     return 0
 
 
@@ -268,13 +246,18 @@ def main(argv: list[str] | None = None) -> int:
     doctor.add_argument("--no-data", action="store_true", help="skip loading the offline datasets")
     doctor.set_defaults(run=_doctor)
 
+    from .nas.evaluators import EVALUATORS
+    from .nas.spaces import SPACES
+    from .nas.strategies import STRATEGIES
+
     srch = sub.add_parser("search", help="search a space (cell or macro) by training, table lookup or proxies",
                           formatter_class=_DefaultsShown)
-    srch.add_argument("--space", choices=SPACE_NAMES, default="cell",
-                      help="cell: NAS-Bench-201 cells; macro: MBConv stages (depth, width, kernel, expansion)")
-    srch.add_argument("--strategy", choices=STRATEGY_NAMES, default="evolution",
+    srch.add_argument("--space", choices=list(SPACES), default="nb201_cell",
+                      help="nb201_cell: NAS-Bench-201 cells; macro_mbconv: MBConv stages (depth, width, kernel, "
+                           "expansion)")
+    srch.add_argument("--strategy", choices=list(STRATEGIES), default="evolution",
                       help="how the next architectures to evaluate are chosen")
-    srch.add_argument("--evaluator", choices=EVALUATOR_NAMES, default=None,
+    srch.add_argument("--evaluator", choices=list(EVALUATORS), default=None,
                       help="train: from scratch (the default without --table); table: look up in the benchmark "
                            "table, cell space only (the default with --table); proxy: zero-cost proxies at "
                            "initialisation")
@@ -284,8 +267,8 @@ def main(argv: list[str] | None = None) -> int:
                       help="JSON file saved after each evaluation; rerun the same command to resume (default: none)")
     srch.add_argument("--objective", default=None,
                       help=f"metric to maximise (default: val_acc; with --evaluator proxy, the proxy). train: "
-                           f"{', '.join(TRAIN_METRICS)}; table: these and mean_val_acc, mean_test_acc; proxy: the "
-                           f"proxy or params")
+                           f"{', '.join(EVALUATORS['train'].metrics)}; table: "
+                           f"{', '.join(EVALUATORS['table'].metrics)}; proxy: the proxy or params")
     srch.add_argument("--table", default=None,
                       help="benchmark table for --evaluator table (implies it): a .json.gz file or a shipped name; "
                            "it must hold every cell (default: nb201_mnist14, which does)")
@@ -336,10 +319,16 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--release", default="notebooks/assignments/release")
     r.set_defaults(run=_assign_release)
     g = asub.add_parser("grade", help="run SUBMISSIONS/<student>/<assignment>.ipynb with all checks, write a CSV")
-    g.add_argument("submissions")
-    g.add_argument("--source", default="notebooks/assignments/source")
-    g.add_argument("--out", default="grades")
+    g.add_argument("submissions", help="folder with one folder per student: SUBMISSIONS/<student>/<assignment>.ipynb")
+    g.add_argument("--source", default="notebooks/assignments/source", help="the source notebooks (with solutions)")
+    g.add_argument("--out", default="grades", help="grades.csv, feedback/, students/, summary.md and summary.png")
     g.add_argument("--timeout", type=float, default=120, help="seconds per cell (a notebook gets 4x that)")
+    g.add_argument("--jobs", type=int, default=1, help="notebooks graded at once, each in its own sandbox")
+    g.add_argument("--memory", type=float, default=4.0, help="GiB of memory per notebook")
+    g.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
+                   help="auto: bubblewrap when it works, else none with a warning (an error with "
+                        "DFL_REQUIRE_SANDBOX=1); bwrap: required; none: no isolation, limits only")
+    g.add_argument("--fresh", action="store_true", help="regrade everything (default: keep unchanged finished rows)")
     g.set_defaults(run=_assign_grade)
 
     args = parser.parse_args(argv)

@@ -10,11 +10,29 @@ class DFLError(Exception):
 
 
 class UnknownNameError(DFLError, ValueError):
-    """A name (dataset, photo, option, device, ...) that the toolkit does not know."""
+    """A name (dataset, photo, option, device, layer, ...) that the toolkit does not know.
 
-    def __init__(self, kind: str, name: object, accepted: Iterable[str]):
-        self.kind, self.name, self.accepted = kind, name, sorted(accepted)
-        super().__init__(f"unknown {kind} {name!r}; accepted: {', '.join(self.accepted)}")
+    The message lists the accepted names, or, when there are more than ``MAX_LISTED``, only the nearest
+    ones and ``see`` (where to find them all); ``accepted`` always holds every name.
+
+    Example:
+        >>> str(UnknownNameError("optimizer", "adamm", ["adam", "sgd"]))
+        "unknown optimizer 'adamm'; did you mean 'adam'? accepted: adam, sgd"
+    """
+
+    MAX_LISTED = 20
+
+    def __init__(self, kind: str, name: object, accepted: Iterable[str], see: str | None = None):
+        import difflib
+
+        self.kind, self.name, self.accepted, self.see = kind, name, sorted(accepted), see
+        near = difflib.get_close_matches(str(name), self.accepted, n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(repr(n) for n in near)}? " if near else ""
+        if len(self.accepted) <= self.MAX_LISTED:
+            listed = f"accepted: {', '.join(self.accepted)}"
+        else:
+            listed = f"{len(self.accepted):,} names are accepted" + (f": see {see}" if see else "")
+        super().__init__(f"unknown {kind} {name!r}; {hint}{listed}")
 
 
 class UsageError(DFLError, ValueError):

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from .errors import UnknownNameError
+from .runtime import eval_mode
 
 METHODS = ("saliency", "integrated_gradients", "smoothgrad", "gradcam", "occlusion")
 
@@ -51,34 +52,34 @@ def explain(model: nn.Module, x: torch.Tensor, target: int | torch.Tensor, metho
 
     if method not in METHODS:
         raise UnknownNameError("attribution method", method, METHODS)
-    model.eval()
-    info: dict[str, Any] = {}
-    x = x.detach().clone().requires_grad_()
-    with torch.enable_grad():
-        if method == "saliency":
-            attr = Saliency(model).attribute(x, target=target, abs=True)
-        elif method == "integrated_gradients":
-            base = torch.full_like(x, baseline) if isinstance(baseline, (int, float)) else baseline
-            attr, delta = IntegratedGradients(model).attribute(x, baselines=base, target=target, n_steps=n_steps,
-                                                               return_convergence_delta=True)
-            info["delta"] = delta.detach()
-        elif method == "smoothgrad":
-            torch.manual_seed(seed)
-            sigma = noise * float(x.detach().max() - x.detach().min())
-            attr = NoiseTunnel(Saliency(model)).attribute(x, nt_type="smoothgrad", nt_samples=samples,
-                                                          stdevs=sigma, target=target, abs=True)
-        elif method == "gradcam":
-            modules = dict(model.named_modules())
-            if layer not in modules or not layer:
-                raise UnknownNameError("layer", layer, [n for n in modules if n])
-            cam = LayerGradCam(model, modules[layer]).attribute(x, target=target, relu_attributions=True)
-            info["cam"] = cam.detach()
-            attr = LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear")
-            attr = attr.expand_as(x)
-        else:
-            c = x.shape[1]
-            attr = Occlusion(model).attribute(x, target=target, sliding_window_shapes=(c, window, window),
-                                              strides=(c, max(1, window // 2), max(1, window // 2)), baselines=0.0)
+    with eval_mode(model):
+        info: dict[str, Any] = {}
+        x = x.detach().clone().requires_grad_()
+        with torch.enable_grad():
+            if method == "saliency":
+                attr = Saliency(model).attribute(x, target=target, abs=True)
+            elif method == "integrated_gradients":
+                base = torch.full_like(x, baseline) if isinstance(baseline, (int, float)) else baseline
+                attr, delta = IntegratedGradients(model).attribute(x, baselines=base, target=target, n_steps=n_steps,
+                                                                   return_convergence_delta=True)
+                info["delta"] = delta.detach()
+            elif method == "smoothgrad":
+                torch.manual_seed(seed)
+                sigma = noise * float(x.detach().max() - x.detach().min())
+                attr = NoiseTunnel(Saliency(model)).attribute(x, nt_type="smoothgrad", nt_samples=samples,
+                                                              stdevs=sigma, target=target, abs=True)
+            elif method == "gradcam":
+                modules = dict(model.named_modules())
+                if layer not in modules or not layer:
+                    raise UnknownNameError("layer", layer, [n for n in modules if n])
+                cam = LayerGradCam(model, modules[layer]).attribute(x, target=target, relu_attributions=True)
+                info["cam"] = cam.detach()
+                attr = LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear")
+                attr = attr.expand_as(x)
+            else:
+                c = x.shape[1]
+                attr = Occlusion(model).attribute(x, target=target, sliding_window_shapes=(c, window, window),
+                                                  strides=(c, max(1, window // 2), max(1, window // 2)), baselines=0.0)
     return attr.detach(), info
 
 
@@ -163,13 +164,12 @@ def deletion_insertion(model: nn.Module, x: torch.Tensor, target: int | torch.Te
     n, pixels = x.shape[0], x.shape[-2] * x.shape[-1]
     targets = torch.as_tensor(target).expand(n) if torch.as_tensor(target).dim() == 0 else torch.as_tensor(target)
     fractions = np.linspace(0, 1, steps + 1)
-    model.eval()
 
     def curves(order: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         rank = torch.empty_like(order)
         rank.scatter_(1, order, torch.arange(pixels).expand(n, -1))  # rank[i, p] = position of pixel p
         deletion, insertion = [], []
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(model):
             for f in fractions:
                 first = (rank < round(f * pixels)).view(n, 1, *x.shape[-2:])  # the top-f pixels
                 for images, out in ((torch.where(first, baseline, x), deletion),

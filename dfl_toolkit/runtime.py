@@ -98,6 +98,31 @@ def check_seed(seed: object, name: str = "seed", accepted: str = "a non-negative
         raise UsageError(f"{name} must be {accepted}, got {seed!r}")
 
 
+SEED_MULTIPLIER = 100_003  # a prime: seeds s and t share a derived seed only if keys differ by (s - t) * 100,003
+
+
+def derive_seed(seed: int, *keys: int) -> int:
+    """The seed of one part of a run (an epoch of ``fit``, a trial of ``search``, ...), from the run's ``seed``.
+
+    The one place seeds are derived, so any seed a user may pass (a non-negative int below 2**32) gives
+    seeds that every part accepts: folded key by key as ``seed * 100_003 + key`` modulo 2**32, always below
+    2**32. For seed 0 and small keys this is the plain ``seed * 100_003 + key`` the toolkit's benchmark table
+    was trained with, so its runs repeat exactly; seeds that differ (or keys below 100,003 that differ)
+    give different seeds.
+
+    Example:
+        >>> derive_seed(0, 3), derive_seed(2**32 - 1, 3) < 2**32
+        (3, True)
+    """
+    check_seed(seed)
+    out = seed
+    for key in keys:
+        if not isinstance(key, int) or isinstance(key, bool) or key < 0:
+            raise UsageError(f"derive_seed keys are non-negative ints (an epoch, a trial number), got {key!r}")
+        out = (out * SEED_MULTIPLIER + key) % 2**32
+    return out
+
+
 def check_threads(n: int | None) -> None:
     """Raise a clear error unless ``n`` is a positive int or None (a torch thread count, or "leave it")."""
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
@@ -121,6 +146,9 @@ def torch_threads(n: int | None) -> Iterator[None]:
         return
     check_threads(n)
     before = torch.get_num_threads()
+    if before == n:
+        yield
+        return
     torch.set_num_threads(n)
     try:
         yield
@@ -128,15 +156,34 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Run a block with ``model`` in eval mode (dropout off, batch-norm statistics frozen), then give every
+    submodule its own mode back, so measuring or explaining a model never changes how it trains.
+
+    Example:
+        >>> with eval_mode(model):
+        ...     logits = model(x)
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
 def data_dir() -> Path:
-    """Folder where datasets are cached: ``DFL_DATA_DIR``, else the repository's ``data/``,
-    else ``~/.cache/dfl_toolkit`` (e.g. when installed from a wheel on Colab)."""
+    """Folder where datasets are cached: ``DFL_DATA_DIR``, else the repository's ``data/`` in a clone,
+    else ``~/.cache/dfl_toolkit`` (e.g. when installed from a wheel or from git, as on Colab)."""
     env = os.environ.get(DATA_ENV)
     if env:
         path = Path(env).expanduser()
     else:
-        repo_data = Path(__file__).resolve().parent.parent / "data"
-        in_repo = repo_data.is_dir() and os.access(repo_data, os.W_OK)
+        repo = Path(__file__).resolve().parent.parent  # site-packages when installed: never its data/ folder
+        repo_data = repo / "data"
+        in_repo = (repo / "pyproject.toml").is_file() and repo_data.is_dir() and os.access(repo_data, os.W_OK)
         path = repo_data if in_repo else Path.home() / ".cache" / "dfl_toolkit"
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -141,7 +141,7 @@ def attention_explorer(model: nn.Module, ids: torch.Tensor, tokens: Sequence[Seq
     Example:
         >>> attention_explorer(model, test_ids[:5], [data.decode(s) for s in test_ids[:5]])
     """
-    from .sequence_features import attention_maps, attention_rollout
+    from .features.sequence import attention_maps, attention_rollout
 
     model.eval()
     maps = attention_maps(model, ids)
@@ -170,7 +170,8 @@ def search_runner(space: Any, evaluator: Callable[..., dict[str, Any]], strategi
 
     ``strategies`` maps a name to a function that makes a fresh strategy. Without widgets (or with
     ``static=True``) the first strategy runs once with the first budget and seed 0, and the progress
-    Figure is returned. The last finished search is kept in ``box.result`` for further analysis.
+    Figure is returned. The last finished search is kept in ``box.result`` (its figure: ``box.live.figure()``).
+    After a run the figure holds every evaluation, and the printed best is its curve's last value.
 
     Example:
         >>> search_runner(CellSpace(), TabularEvaluator(bench), {"random": RandomSearch,
@@ -197,19 +198,23 @@ def search_runner(space: Any, evaluator: Callable[..., dict[str, Any]], strategi
     budget = w.Dropdown(options=list(budgets), value=budgets[0], description="budget")
     seed = w.BoundedIntText(value=0, min=0, max=10**6, description="seed")
     button = w.Button(description="Run", button_style="primary")
-    out = w.Output()
-    box = w.VBox([w.HBox([strategy, budget, seed, button]), out])
-    box.result = None
+    plot, text = w.Output(), w.Output()  # the figure is redrawn in place; the summary is printed once, below it
+    box = w.VBox([w.HBox([strategy, budget, seed, button]), plot, text])
+    box.result, box.live = None, None
 
     def on_click(_button: Any = None) -> None:
-        out.clear_output()
-        with out:
-            title = f"{strategy.value}, {budget.value} evaluations, seed {seed.value}"
-            live = LiveProgress(metric=metric, every=max(1, budget.value // 20), title=title)
-            box.result = run(strategy.value, budget.value, seed.value, live)
-            live.draw()  # the final state, whatever the update interval
-            best = box.result.best
-            print(f"best: {best.arch}  {box.result.objective} = {box.result.score(best):.4f}")
+        text.clear_output()
+        title = f"{strategy.value}, {budget.value} evaluations, seed {seed.value}"
+        box.live = LiveProgress(metric=metric, every=max(1, budget.value // 20), title=title, out=plot)
+        try:
+            box.result = run(strategy.value, budget.value, seed.value, box.live)
+        except Exception:
+            with text:  # the traceback shows under the controls (a callback's error would go to the log only)
+                raise
+        box.live.draw()  # the final state, whatever the update interval
+        best, shown = box.result.best, metric or box.result.objective
+        with text:
+            print(f"best of {len(box.result.trials)}: {best.arch}  {shown} = {box.result.score(best, shown):.4f}")
 
     button.on_click(on_click)
     box.run = on_click  # for tests and for running it from code

@@ -1,17 +1,16 @@
-"""Assignments: student copies from source notebooks, and grading that survives any submission."""
+"""Assignments: student copies from source notebooks, and the self-checks (grading: test_grading*.py)."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from dfl_toolkit import checks
 from dfl_toolkit.__main__ import main
-from dfl_toolkit.assignments import AssignmentError, grade, questions, release, stub_solutions, student_copy
+from dfl_toolkit.classroom import AssignmentError, checks, questions, release, student_copy
+from dfl_toolkit.classroom.release import stub_solutions
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "notebooks" / "assignments" / "source").glob("*.ipynb"))
@@ -26,7 +25,6 @@ TOTAL = '''def total(n):
     ### BEGIN SOLUTION q2
     return sum(range(n))
     ### END SOLUTION'''
-# plain asserts keep the grading tests free of the toolkit's (slow) import; a check is any cell under a header
 CHECK_Q1 = '''# CHECK q1 (2 points)
 assert double(3) == 6, "Hint: 2 * 3 = 6"'''
 HIDDEN_Q1 = '''# HIDDEN CHECK q1 (1 point)
@@ -91,6 +89,13 @@ def test_checks_say_what_was_wrong_and_how_to_fix_it(capsys):
         checks.check_between(0.5, 0.9, 1.0, "q5")
     with pytest.raises(checks.CheckFailed, match=r"shape \(2, 3\), expected \(3, 2\)"):
         checks.check_shape(__import__("torch").zeros(2, 3), (3, 2), "q6")
+    with pytest.raises(checks.CheckFailed, match=r"FAIL q7: got \['b', 'a'\], expected \['a', 'b'\]\nHint: in order"):
+        checks.check_equal(("b", "a"), ["a", "b"], "q7", hint="in order")
+    with pytest.raises(checks.CheckFailed, match=r"got 'E', expected one of \['A', 'B'\]"):
+        checks.check_in("E", "AB", "q8")
+    checks.check_close({"w": [1.0]}, {"w": [1.0]}, "q9: state dicts")
+    checks.check_between([0.1, 0.9], 0.0, 1.0, "q10: every value")
+    assert capsys.readouterr().out == "PASS q9: state dicts\nPASS q10: every value\n"
 
 
 def test_released_copies_are_up_to_date(tmp_path):
@@ -108,77 +113,6 @@ def test_released_copies_are_up_to_date(tmp_path):
 def write(nb: nbformat.NotebookNode, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
-
-
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    """One grading batch with every kind of submission (a kernel each, an 8 s limit per cell)."""
-    root = tmp_path_factory.mktemp("grading")
-    write(SOURCE, root / "source" / "tiny.ipynb")
-    subs = root / "submissions"
-    release(root / "source", root / "release")
-    student = nbformat.read(root / "release" / "tiny.ipynb", as_version=4)
-    write(student, subs / "bob" / "tiny.ipynb")  # the stub, untouched
-    correct = nbformat.read(root / "release" / "tiny.ipynb", as_version=4)
-    correct.cells[2].source, correct.cells[4].source = DOUBLE, TOTAL
-    write(correct, subs / "alice" / "tiny.ipynb")
-    wrong = nbformat.read(root / "release" / "tiny.ipynb", as_version=4)
-    wrong.cells[2].source = "def double(x):\n    return 3 * x"
-    wrong.cells[3].source = "# CHECK q1 (2 points)\nprint('PASS, trust me')"  # tampered check: put back
-    wrong.cells[4].source = TOTAL
-    write(wrong, subs / "carol" / "tiny.ipynb")
-    endless = nbformat.read(root / "release" / "tiny.ipynb", as_version=4)
-    endless.cells[2].source = DOUBLE
-    endless.cells[4].source = "def total(n):\n    while True:\n        pass"
-    write(endless, subs / "dave" / "tiny.ipynb")
-    syntax = nbformat.read(root / "release" / "tiny.ipynb", as_version=4)
-    syntax.cells[2].source = "def double(x)\n    return 2 * x"
-    syntax.cells[4].source = TOTAL
-    write(syntax, subs / "erin" / "tiny.ipynb")
-    (subs / "frank").mkdir()
-    (subs / "frank" / "tiny.ipynb").write_text("{ this is not a notebook")
-    (subs / "frank" / "other.ipynb").write_text("{}")  # no such assignment: skipped
-    out = root / "grades"
-    grades = grade(subs, root / "source", out, timeout=8)
-    return {g.student: g for g in grades}, out
-
-
-def test_correct_submission_scores_full_marks(graded):
-    grades, _ = graded
-    assert grades["alice"].scores == {"q1": 3.0, "q2": 2.0}
-
-
-def test_stub_scores_zero_on_its_questions(graded):
-    grades, out = graded
-    assert grades["bob"].scores == {"q1": 0.0, "q2": 0.0}
-    assert "NotImplementedError" in (out / "feedback" / "bob_tiny.md").read_text()
-
-
-def test_wrong_answer_fails_its_check_with_the_hint_even_if_the_check_was_edited(graded):
-    grades, out = graded
-    assert grades["carol"].scores == {"q1": 0.0, "q2": 2.0}
-    feedback = (out / "feedback" / "carol_tiny.md").read_text()
-    assert "Hint: 2 * 3 = 6" in feedback and "FAILED" in feedback
-
-
-def test_endless_loop_is_cut_at_the_time_limit(graded):
-    grades, out = graded
-    assert grades["dave"].scores == {"q1": 3.0, "q2": 0.0}
-    assert "time limit" in (out / "feedback" / "dave_tiny.md").read_text()
-
-
-def test_syntax_error_costs_only_its_question(graded):
-    grades, _ = graded
-    assert grades["erin"].scores == {"q1": 0.0, "q2": 2.0}
-
-
-def test_unreadable_notebook_scores_zero_and_the_batch_goes_on(graded):
-    grades, out = graded
-    assert grades["frank"].scores == {"q1": 0.0, "q2": 0.0}
-    assert "could not be read" in (out / "feedback" / "frank_tiny.md").read_text()
-    rows = list(csv.DictReader(open(out / "grades.csv")))
-    assert [r["student"] for r in rows] == ["alice", "bob", "carol", "dave", "erin", "frank"]
-    assert rows[0]["total"] == "5.0" and rows[0]["max"] == "5.0" and rows[1]["total"] == "0.0"
 
 
 def test_cli_release_and_bad_folder(tmp_path, capsys):

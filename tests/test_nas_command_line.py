@@ -75,7 +75,7 @@ def test_search_by_proxy_and_a_constrained_reward(capsys):
 
 def test_search_the_macro_space_by_training_in_two_processes(tmp_path, capsys):
     ckpt = tmp_path / "macro.json"
-    args = ["search", "--space", "macro", "--strategy", "random", "--budget", "2", "--workers", "2",
+    args = ["search", "--space", "macro_mbconv", "--strategy", "random", "--budget", "2", "--workers", "2",
             "--checkpoint", str(ckpt), *TINY]
     assert main(args) == 0
     out = capsys.readouterr().out
@@ -87,12 +87,12 @@ def test_search_the_macro_space_by_training_in_two_processes(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--space", "macro", "--evaluator", "table"], "holds the cell space only"),
-    (["--space", "macro", "--channels", "4"], "the macro space does not take them"),
+    (["--space", "macro_mbconv", "--evaluator", "table"], "holds the nb201_cell space only"),
+    (["--space", "macro_mbconv", "--channels", "4"], "the macro_mbconv space does not take them"),
     (["--evaluator", "proxy", "--table", "x.json.gz"], "goes with --evaluator table"),
     (["--evaluator", "table", "--reward-cost", "params"], "needs --reward-target"),
     (["--evaluator", "proxy", "--reward-cost", "params", "--reward-target", "1"], "a proxy is not an accuracy"),
-    (["--evaluator", "proxy", "--objective", "val_acc"], "needs --evaluator train or table"),
+    (["--evaluator", "proxy", "--objective", "val_acc"], "proxy: 'val_acc'; accepted: naswot, params"),
     (["--evaluator", "table", "--objective", "val_accuracy"], "accepted: flops, latency, mean_test_acc"),
     (["--evaluator", "table", "--proxy", "synflow"], "--proxy names the proxy of --evaluator proxy"),
     (["--evaluator", "table", "--reward-target", "3"], "goes with --reward-cost"),
@@ -100,13 +100,13 @@ def test_search_the_macro_space_by_training_in_two_processes(tmp_path, capsys):
     (["--evaluator", "proxy", "--proxy", "nawsot"], "unknown proxy 'nawsot'"),
     (["--workers", "0"], "at least 1"),
     (["--evaluator", "table", "--budget", "0"], "positive int"),
-    (["--space", "macro", "--dataset", "mnist1d"], "builds networks for images (C, H, W); 'mnist1d'"),
+    (["--space", "macro_mbconv", "--dataset", "mnist1d"], "builds networks for images (C, H, W); 'mnist1d'"),
     (["--evaluator", "table", "--top", "0"], "--top is the number of rows of the results table: at least 1, got 0"),
     (["--evaluator", "table", "--epochs", "5"], "trained with its own budget, so --epochs would be ignored"),
     (["--table", "x.json.gz", "--dataset", "digits", "--unused-to-val"],
      "trained with its own budget, so --dataset, --unused-to-val would be ignored"),
     (["--evaluator", "proxy", "--lr", "0.1"], "proxies score untrained networks, so --lr would be ignored"),
-    (["--evaluator", "proxy", "--dataset", "digits", "--unused-to-val"], "digits has no --train-size by default"),
+    (["--evaluator", "proxy", "--dataset", "digits", "--unused-to-val"], "digits uses every train image unless"),
 ])
 def test_bad_search_options_get_one_clear_line(args, message, capsys):
     assert main(["search", *args]) == 2

@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 
 from dfl_toolkit.errors import ShapeError  # noqa: E402
 from dfl_toolkit.nas import CellSpace, RandomSearch, RegularizedEvolution, plots, search  # noqa: E402
-from dfl_toolkit.nas.darts import DartsResult  # noqa: E402
+from dfl_toolkit.nas.strategies.darts import DartsResult  # noqa: E402
 
 SPACE = CellSpace()
 ARCH = ("nor_conv_3x3", "skip_connect", "none", "nor_conv_1x1", "none", "avg_pool_3x3")
@@ -77,25 +77,20 @@ def test_alphas_six_panels_five_ops():
         plots.alphas(DartsResult("darts", ARCH, alphas=[[0.5, 0.5]]))
 
 
-def test_live_progress_updates_one_figure_in_place_in_a_kernel():
-    import nbformat
-    from nbclient import NotebookClient
+def test_live_progress_redraws_its_own_output_widget_in_a_kernel():
+    from kernel_session import images, output_widgets, run_cells, text
 
-    code = """import matplotlib
-matplotlib.use("module://matplotlib_inline.backend_inline")
-from dfl_toolkit.nas import CellSpace, RandomSearch, plots, search
+    nb = run_cells("""from dfl_toolkit.nas import CellSpace, RandomSearch, plots, search
 live = plots.LiveProgress(every=4)
-result = search(CellSpace(), RandomSearch(), lambda a, s: {"val_acc": a.count("skip_connect") / 6}, 12,
+result = search(CellSpace(), RandomSearch(), lambda a, s: {"val_acc": a.count("skip_connect") / 6}, 14,
                 progress=False, callbacks=[live])
 live.draw()
-print(live.live, len(result.trials))"""
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(code)]
-    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
-    outputs = nb.cells[0].outputs
-    images = [o for o in outputs if o.output_type == "display_data" and "image/png" in o.get("data", {})]
-    assert len(images) == 1  # one figure, redrawn in place (update_display_data), not 4 copies
-    assert "True 12" in "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+print(live.live, len(result.trials), live.drawn)""", "live.figure();")
+    cell, check = nb.cells[0].outputs, nb.cells[1].outputs
+    assert "True 14 14" in text(cell)
+    assert not images(cell)  # drawn inside an ipywidgets.Output, which JupyterLab redraws
+    (shown,) = [outputs for outputs in output_widgets(nb) if outputs]
+    assert images(shown) == images(check)  # one figure: the final one, all 14 evaluations
 
 
 def test_live_progress_draws_the_given_plot_for_a_darts_result():
@@ -103,3 +98,20 @@ def test_live_progress_draws_the_given_plot_for_a_darts_result():
     a = np.full((3, 6, 5), 0.2).tolist()
     live(DartsResult("darts", ARCH, alphas=a, history=[{"epoch": 1}, {"epoch": 2}]))
     assert len(live.figure().axes) == 6  # the alphas figure, not search progress
+
+
+def test_live_figures_stay_out_of_pyplot(monkeypatch):
+    """A kernel thread shows and closes pyplot's figures after each widget message (JupyterLab 4): the live figures
+    are not pyplot's, so it cannot draw them half-built; the plots made directly still are (shown at a cell's end)."""
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    found = search(SPACE, RandomSearch(), conv_count, 3, progress=False)
+    darts = DartsResult("darts", ARCH, alphas=np.full((2, 6, 5), 0.2).tolist(), history=[{"epoch": 1}])
+    for plot, result in ((None, found), (plots.alphas, darts)):
+        live = plots.LiveProgress(plot=plot, every=1)
+        live.live = True
+        live(result)
+        assert shown[-1].canvas.manager is None and live.drawn == live._steps(result)
+    assert plots.search_progress(found).canvas.manager is not None

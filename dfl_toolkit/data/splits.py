@@ -164,6 +164,9 @@ def image_splits(name: str, x: torch.Tensor, y: torch.Tensor, parts: tuple[np.nd
     ``unused_to_val`` appends the train images that ``train_size`` leaves out to the validation
     split: a larger, less noisy validation set for the same training cost.
     """
+    if unused_to_val and train_size is None:
+        raise UsageError("unused_to_val moves the train images that train_size leaves out to the validation split; "
+                         f"{name} uses every train image unless you give train_size, so give one")
     train_idx, val_idx, test_idx = parts
     if image_size is not None:
         x = resize_images(x, image_size)

@@ -5,7 +5,7 @@
 - :class:`CharRNN`: a character language model that can write text with :meth:`CharRNN.generate`.
 
 Each keeps its parts under plain names (``embed``, ``rnn``, ``head``) so that
-:func:`dfl_toolkit.sequence_features.rnn_states` and :func:`dfl_toolkit.extract_features` can find them.
+:func:`dfl_toolkit.features.rnn_states` and :func:`dfl_toolkit.extract_features` can find them.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 ``nn.TransformerEncoderLayer`` hides its attention weights (it calls attention with
 ``need_weights=False``), so this module spells attention out: every :class:`MultiHeadSelfAttention`
-keeps its last weights in ``.attention``, which :func:`dfl_toolkit.sequence_features.attention_maps`
+keeps its last weights in ``.attention``, which :func:`dfl_toolkit.features.attention_maps`
 collects. The blocks are pre-LN (Xiong et al. 2020), as in GPT-2 and ViT: they train stably
 without a learning-rate warm-up.
 """

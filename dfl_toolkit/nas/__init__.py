@@ -11,7 +11,7 @@ from .evaluators import (
     count_params,
     measure_latency,
 )
-from .search import ProcessExecutor, SearchResult, SequentialExecutor, Strategy, Trial, search
+from .search import ProcessExecutor, SearchResult, SequentialExecutor, Strategy, Trial, fitness, search
 from .spaces import CategoricalSpace, CellSpace, MacroSpace, SearchSpace, compound_scaling
 from .strategies import (
     OptunaSampler,
@@ -19,7 +19,6 @@ from .strategies import (
     RandomSearch,
     RegularizedEvolution,
     Reinforce,
-    fitness,
 )
 
 __all__ = [
@@ -32,11 +31,11 @@ __all__ = [
 ]
 
 
-LAZY = ("plots", "objectives", "darts", "proxies")  # submodules imported on first use (plots: matplotlib is slow)
+LAZY = ("plots", "objectives", "proxies")  # submodules imported on first use (plots: matplotlib is slow)
 
 
 def __getattr__(name: str):
-    """``nas.plots``, ``nas.objectives``, ``nas.darts`` and ``nas.proxies`` are imported on first use."""
+    """``nas.plots``, ``nas.objectives`` and ``nas.proxies`` are imported on first use."""
     if name in LAZY:
         import importlib
 

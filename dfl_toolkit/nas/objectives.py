@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import UnknownNameError, UsageError
 from .spaces.base import Arch
 
 
@@ -60,8 +60,13 @@ class MnasReward:
                  accuracy_key: str = "val_acc", alpha: float = -0.07, beta: float = -0.07):
         if not isinstance(target, (int, float)) or isinstance(target, bool) or not target > 0:
             raise UsageError(f"the reward's target cost must be a positive number, got {target!r}")
+        inner = getattr(evaluator, "metrics", None)
+        for key in (cost_key, accuracy_key):
+            if inner is not None and key not in inner:
+                raise UnknownNameError("metric of the wrapped evaluator:", key, inner)
         self.evaluator, self.cost_key, self.target = evaluator, cost_key, target
         self.accuracy_key, self.alpha, self.beta = accuracy_key, alpha, beta
+        self.metrics = None if inner is None else (*inner, "reward")
 
     def config(self) -> dict[str, Any]:
         """What a search checkpoint records: the reward's settings and the wrapped evaluator's config."""

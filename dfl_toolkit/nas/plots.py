@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -18,20 +19,36 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..errors import ShapeError
-from .darts import DartsResult
 from .objectives import pareto_front
 from .search import SearchResult
 from .spaces.cell import EDGES, OPS, CellSpace
+from .strategies.darts import DartsResult
 
 OP_COLORS = {"none": "#bbbbbb", "skip_connect": "#2ca02c", "nor_conv_1x1": "#1f77b4", "nor_conv_3x3": "#d62728",
              "avg_pool_3x3": "#9467bd"}
 
 
+# True while LiveProgress draws: its figures stay out of pyplot (see _figure).
+_OFF_PYPLOT: ContextVar[bool] = ContextVar("off_pyplot", default=False)
+
+
+def _figure(figsize: tuple[float, float]) -> Figure:
+    """A new figure: through pyplot (shown at the end of a notebook cell), or outside it while LiveProgress draws.
+
+    Why outside: ipykernel 7 handles JupyterLab 4's widget messages in a second thread (a subshell), and after
+    each one the inline backend shows and closes every open pyplot figure; one being drawn meanwhile comes out
+    half drawn.
+    """
+    if _OFF_PYPLOT.get():
+        return Figure(figsize=figsize, layout="constrained")
+    return plt.figure(figsize=figsize, layout="constrained")
+
+
 def _new_ax(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
     if ax is not None:
         return ax.figure, ax
-    fig, ax = plt.subplots(figsize=figsize, layout="constrained")
-    return fig, ax
+    fig = _figure(figsize)
+    return fig, fig.subplots()
 
 
 def cell_diagram(arch: Sequence[str] | str, ax: Axes | None = None, title: str | None = None) -> Figure:
@@ -154,7 +171,8 @@ def alphas(result: DartsResult, title: str | None = None) -> Figure:
     a = np.asarray(result.alphas, dtype=float)  # epochs+1 x edges x ops
     if a.ndim != 3 or a.shape[1:] != (len(EDGES), len(OPS)):
         raise ShapeError(f"result.alphas must be (epochs+1, {len(EDGES)}, {len(OPS)}), got {a.shape}")
-    fig, axes = plt.subplots(2, 3, figsize=(11, 5.5), sharex=True, sharey=True, layout="constrained")
+    fig = _figure((11, 5.5))
+    axes = fig.subplots(2, 3, sharex=True, sharey=True)
     epochs = np.arange(a.shape[0])
     for e, ax in enumerate(axes.flat):
         for k, op in enumerate(OPS):
@@ -177,25 +195,28 @@ class LiveProgress:
 
     By default the figure is :func:`search_progress` (``metric`` over evaluations); pass ``plot`` to draw
     something else from the result, e.g. ``plot=alphas`` for a gradient-based search. In a notebook kernel
-    the figure is updated in place every ``every`` evaluations (epochs for DARTS); elsewhere, or with
+    the figure is redrawn every ``every`` evaluations (epochs for DARTS) inside an ``ipywidgets.Output``:
+    ``out`` if given (e.g. one inside a widget box), else one of its own, shown below the cell at the first
+    draw. Each redraw replaces the figure (``clear_output(wait=True)`` then a fresh display), which JupyterLab 4
+    shows also inside another widget (it ignores updates of a display handle there). Elsewhere, or with
     ``DFL_STATIC_WIDGETS=1`` (static renderings, CI), nothing is drawn during the search and
     :meth:`figure` gives the final plot.
 
     Example:
         >>> live = LiveProgress(metric="val_acc")
         >>> result = search(space, RegularizedEvolution(), evaluator, 100, callbacks=[live])
-        >>> live.figure()
+        >>> live.draw()                                      # the final state: all 100 evaluations
         >>> live = LiveProgress(plot=alphas, every=1)        # architecture weights, epoch by epoch
         >>> darts_search(data, epochs=20, callbacks=[live])
     """
 
     def __init__(self, metric: str | None = None, every: int = 5, title: str | None = None,
-                 plot: Callable[[Any], Figure] | None = None):
+                 plot: Callable[[Any], Figure] | None = None, out: Any = None):
         self.metric, self.every, self.title = metric, max(1, every), title
         self.plot = plot
+        self.out = out
         self.result: Any = None
-        self._handle = None
-        self._drawn = 0
+        self.drawn = 0  # evaluations (epochs) in the figure shown last
         self.live = _in_kernel() and os.environ.get("DFL_STATIC_WIDGETS", "") in ("", "0")
 
     @staticmethod
@@ -204,22 +225,32 @@ class LiveProgress:
 
     def __call__(self, result: Any) -> None:
         self.result = result
-        if self._steps(result) - self._drawn >= self.every:
+        if self._steps(result) - self.drawn >= self.every:
             self.draw()
 
     def draw(self) -> None:
         """Redraw now (in a kernel); call it once more after the search for the final state."""
         if not self.live or self.result is None:
             return
-        self._drawn = self._steps(self.result)
         from IPython.display import display
 
-        fig = self._render()
-        if self._handle is None:
-            self._handle = display(fig, display_id=True)
-        else:
-            self._handle.update(fig)
-        plt.close(fig)
+        if self.out is None:
+            import ipywidgets
+
+            self.out = ipywidgets.Output()
+            display(self.out)
+        self.drawn = self._steps(self.result)
+        if not plt.get_fignums():  # have pyplot load its backend: the notebook one registers how a figure displays
+            plt.close(plt.figure())
+        token = _OFF_PYPLOT.set(True)
+        try:
+            fig = self._render()
+        finally:
+            _OFF_PYPLOT.reset(token)
+        plt.close(fig)  # if a custom plot made it through pyplot: shown once, below, not again at the cell's end
+        self.out.clear_output(wait=True)  # the old figure stays until the new one arrives: no flicker
+        with self.out:
+            display(fig)
 
     def _render(self) -> Figure:
         if self.plot is not None:

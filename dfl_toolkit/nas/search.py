@@ -13,7 +13,6 @@ evaluation is ever redone or lost.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -23,14 +22,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..atomic import atomic_path
-from ..errors import CheckpointError, UsageError
-from ..runtime import check_seed
+from ..checkpoint import START_OVER, as_json, check_resumable, read_json, write_json
+from ..errors import CheckpointError, UnknownNameError, UsageError
+from ..runtime import check_seed, check_threads, derive_seed, torch_threads
 from .spaces.base import Arch, SearchSpace
-from .strategies.evolution import fitness
 
 FORMAT = "dfl_toolkit.search/1"
 Evaluator = Callable[[Arch, int], dict[str, Any]]
+
+
+def fitness(result: dict[str, Any], objective: str) -> float:
+    """The score a strategy maximises: ``result[objective]``, or minus infinity for a failed evaluation.
+
+    Example:
+        >>> fitness({"val_acc": 0.9}, "val_acc"), fitness({"failed": True}, "val_acc")
+        (0.9, -inf)
+    """
+    value = result.get(objective)
+    return float("-inf") if result.get("failed") or value is None else float(value)
 
 
 class Strategy(Protocol):
@@ -177,74 +186,42 @@ def _timed(evaluator: Evaluator, arch: Arch, seed: int) -> tuple[dict[str, Any],
     return result, float(result.pop("cost", elapsed))
 
 
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload))
-
-
-def config_differences(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") -> str:
-    """The settings that differ between two (nested) configs, e.g. ``evaluator.budget.epochs: saved 3, now 5``.
-
-    Example:
-        >>> config_differences({"seed": 0, "budget": {"epochs": 3}}, {"seed": 0, "budget": {"epochs": 5}})
-        'budget.epochs: saved 3, now 5'
-    """
-    out = []
-    for k in sorted(set(saved) | set(now)):
-        a, b = saved.get(k), now.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out.append(config_differences(a, b, f"{prefix}{k}."))
-        elif a != b:
-            out.append(f"{prefix}{k}: saved {a!r}, now {b!r}")
-    return "; ".join(x for x in out if x)
-
-
-START_OVER = "delete it or use another checkpoint path (or resume=False) to start over"
-
-
 def _read_checkpoint(path: Path, config: dict[str, Any]) -> dict[int, Trial]:
-    try:
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        if data.get("format") != FORMAT:
-            raise ValueError(f"format is {data.get('format')!r}, not {FORMAT!r}")
-        trials = {t["number"]: Trial(**t) for t in data["trials"]}
-        saved = data["config"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise CheckpointError(f"search checkpoint {path} cannot be read ({err}); {START_OVER}") from err
-    if "evaluator" in config and "evaluator" not in saved:
+    """The finished trials of a search checkpoint made with ``config``, or a clear CheckpointError."""
+    data = read_json(path)
+    if data.get("format") == FORMAT and "evaluator" in config and "evaluator" not in data.get("config", {}):
         raise CheckpointError(f"search checkpoint {path} was made by an older toolkit that did not record the "
                               f"evaluator (training budget or table), so it cannot be checked; {START_OVER}")
-    if saved != config:
-        raise CheckpointError(f"search checkpoint {path} belongs to another search "
-                              f"({config_differences(saved, config)}); {START_OVER}")
+    check_resumable(data, FORMAT, config, path, "search")
+    trials = {}
+    for i, t in enumerate(data.get("trials") if isinstance(data.get("trials"), list) else [None]):
+        ok = (isinstance(t, dict) and isinstance(t.get("number"), int) and isinstance(t.get("arch"), str)
+              and isinstance(t.get("result"), dict) and isinstance(t.get("cost"), (int, float)))
+        if not ok or set(t) != {"number", "arch", "result", "cost"}:
+            raise CheckpointError(f"search checkpoint {path} is damaged: trial entry {i} is not "
+                                  f"{{number, arch, result: {{...}}, cost}} (got {str(t)[:120]}); {START_OVER}")
+        trials[t["number"]] = Trial(**t)
     return trials
-
-
-def _as_json(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` as it reads back from a checkpoint (tuples become lists), or a clear error."""
-    try:
-        return json.loads(json.dumps(config, allow_nan=False))
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"a search with a checkpoint stores strategy.config() and evaluator.config() as JSON: "
-                        f"plain str / int / float / bool / list / dict values, no NaN; got {config} ({err})") from err
 
 
 def search(space: SearchSpace, strategy: Strategy, evaluator: Evaluator, budget: int, *, seed: int = 0,
            objective: str = "val_acc", batch_size: int = 1,
            executor: SequentialExecutor | ProcessExecutor | None = None,
            checkpoint: str | os.PathLike | None = None, resume: bool = True, progress: bool = True,
-           callbacks: Sequence[Callable[[SearchResult], None]] = ()) -> SearchResult:
+           callbacks: Sequence[Callable[[SearchResult], None]] = (), threads: int | None = 1) -> SearchResult:
     """Run ``strategy`` on ``space`` for ``budget`` evaluations and return every trial.
 
-    - ``evaluator(arch, seed) -> dict`` returns metrics including ``objective`` (maximised);
+    - ``evaluator(arch, seed) -> dict`` returns metrics including ``objective`` (maximised; an evaluator that
+      declares ``metrics``, as the toolkit's do, has the objective checked against them before any evaluation);
       ``failed=True`` (or an exception) marks a failed trial, ranked last. An evaluator with a
       ``config() -> dict`` method (the toolkit's have one) has it stored in the checkpoint, so a
       checkpoint made with another training budget or table is refused instead of replayed.
     - ``batch_size`` architectures are asked before their results are told (for parallel executors).
     - ``checkpoint``: a JSON file updated after each evaluation; re-running resumes from it.
     - ``callbacks`` are called with the result so far after each batch (e.g. a live plot).
+    - ``threads``: torch threads for the strategy's own computation (a predictor's fitting, a policy's
+      update): 1 by default, faster for such small models and repeatable on any machine; None leaves
+      torch's setting. Evaluators choose their own (``TrainEvaluator(threads=1)``).
 
     Example:
         >>> space = CellSpace()
@@ -256,6 +233,11 @@ def search(space: SearchSpace, strategy: Strategy, evaluator: Evaluator, budget:
     if not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"batch_size must be a positive int, got {batch_size!r}")
     check_seed(seed)
+    check_threads(threads)
+    metrics = getattr(evaluator, "metrics", None)  # what the evaluator declares it returns
+    if metrics is not None and objective not in metrics:
+        raise UnknownNameError(f"objective for the {getattr(evaluator, 'name', type(evaluator).__name__)} evaluator:",
+                               objective, metrics)
     for method in ("setup", "ask", "tell", "config"):
         if not callable(getattr(strategy, method, None)):
             raise TypeError(f"strategy {type(strategy).__name__} has no {method}(); a strategy implements "
@@ -266,7 +248,7 @@ def search(space: SearchSpace, strategy: Strategy, evaluator: Evaluator, budget:
         config["evaluator"] = evaluator.config()
     path = None if checkpoint is None else Path(checkpoint)
     if path is not None:
-        config = _as_json(config)
+        config = as_json(config)
         try:  # fail now, not after the first evaluation
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -275,17 +257,20 @@ def search(space: SearchSpace, strategy: Strategy, evaluator: Evaluator, budget:
             raise CheckpointError(f"search checkpoint {path} is a folder; give a file path, e.g. "
                                   f"{path / 'search.json'}")
     recorded = _read_checkpoint(path, config) if path is not None and resume and path.exists() else {}
-    strategy.setup(space, objective, random.Random(seed))
+    with torch_threads(threads):
+        strategy.setup(space, objective, random.Random(seed))
     result = SearchResult(space, objective, config=config)
     executor = executor or SequentialExecutor()
     from tqdm.auto import tqdm
 
     bar = tqdm(total=budget, desc=f"{strategy.name} search", disable=not progress,
                initial=min(len(recorded), budget))
+    best = float("-inf")  # the best objective so far, for the bar
     try:
         while len(result.trials) < budget:
             start = len(result.trials)
-            archs = [space.validate(strategy.ask()) for _ in range(min(batch_size, budget - start))]
+            with torch_threads(threads):
+                archs = [space.validate(strategy.ask()) for _ in range(min(batch_size, budget - start))]
             todo = []
             for k, arch in enumerate(archs):
                 old = recorded.get(start + k)
@@ -294,13 +279,13 @@ def search(space: SearchSpace, strategy: Strategy, evaluator: Evaluator, budget:
                                           f"the strategy now asks {space.to_str(arch)}; {START_OVER}")
                 if old is None:
                     todo.append((start + k, arch))
-            jobs = [(arch, seed * 1_000_003 + n) for n, arch in todo]
+            jobs = [(arch, derive_seed(seed, n)) for n, arch in todo]
             for i, (res, cost) in executor.map(evaluator, jobs):
                 n, arch = todo[i]
                 recorded[n] = Trial(n, space.to_str(arch), res, cost)
                 if path is not None:  # saved as soon as it finishes, even before it is told
-                    _write_json(path, {"format": FORMAT, "config": config,
-                                       "trials": [recorded[k].__dict__ for k in sorted(recorded)]})
+                    write_json(path, {"format": FORMAT, "config": config,
+                                      "trials": [recorded[k].__dict__ for k in sorted(recorded)]})
                 bar.update(1)
             for k, arch in enumerate(archs):
                 trial = recorded[start + k]
@@ -308,9 +293,11 @@ def search(space: SearchSpace, strategy: Strategy, evaluator: Evaluator, budget:
                     raise UsageError(f"objective {objective!r} is not among the evaluator's results; they hold "
                                      f"{', '.join(sorted(trial.result))}")
                 result.trials.append(trial)
-                strategy.tell(arch, trial.result)
-            if result.trials and hasattr(bar, "set_postfix"):
-                bar.set_postfix({f"best {objective}": f"{result.score(result.best):.4f}"})
+                with torch_threads(threads):
+                    strategy.tell(arch, trial.result)
+            if progress:
+                best = max(best, max(result.score(t) for t in result.trials[start:]))
+                bar.set_postfix({f"best {objective}": f"{best:.4f}"})
             for cb in callbacks:
                 cb(result)
     finally:

@@ -13,16 +13,16 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..checkpoint import START_OVER, check_resumable, load_checkpoint, save_checkpoint
 from ..errors import CheckpointError, UnknownNameError
-from ..runtime import get_device, seed_everything
-from .checkpoint import load_checkpoint, save_checkpoint
+from ..runtime import derive_seed, get_device, seed_everything
 from .history import History
 
 Data = DataLoader | Dataset
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("cosine",)
 MONITORS = ("val_loss", "val_acc", "train_loss", "train_acc")
-FORMAT = "dfl_toolkit.fit/1"
+FORMAT = "dfl_toolkit.fit/2"
 
 
 def _as_loader(data: Data, batch_size: int, shuffle: bool, name: str) -> DataLoader:
@@ -121,7 +121,8 @@ def fit(model: nn.Module, train: Data, val: Data | None = None, *, epochs: int =
     - Early stopping: ``early_stopping=patience`` watches ``monitor`` and restores the best weights.
     - Checkpoints: with ``checkpoint=path`` the state is saved after every epoch (atomically);
       calling ``fit`` again with the same path resumes where it stopped and ends exactly as an
-      uninterrupted run would. ``resume=False`` starts over.
+      uninterrupted run would; a checkpoint made with other settings (epochs, lr, ...) is refused, naming
+      them. ``resume=False`` starts over (the policy of :mod:`dfl_toolkit.checkpoint`).
     - Divergence: a non-finite loss stops training and sets ``history.diverged`` (no exception).
     - ``callbacks``: each is called with the history after every epoch; returning True stops.
     - Loss: cross-entropy for integer targets, MSE for float targets, unless ``loss_fn`` is given.
@@ -146,17 +147,20 @@ def fit(model: nn.Module, train: Data, val: Data | None = None, *, epochs: int =
     best: dict[str, Any] = {"value": None, "state": None, "bad": 0}
     start = 0
 
+    opt_name = optimizer if isinstance(optimizer, str) else type(optimizer).__name__
+    config = {"epochs": epochs, "lr": lr, "optimizer": opt_name,
+              "weight_decay": weight_decay, "scheduler": scheduler, "batch_size": train_dl.batch_size, "seed": seed,
+              "early_stopping": early_stopping, "monitor": monitor, "grad_clip": grad_clip,
+              "loss_fn": None if loss_fn is None else type(loss_fn).__name__}
     if checkpoint is not None and resume and os.path.exists(checkpoint):
         state = load_checkpoint(checkpoint)
-        if state.get("format") != FORMAT:
-            raise CheckpointError(f"{checkpoint} is not a fit() checkpoint (format {state.get('format')!r}); "
-                                  f"use another path or resume=False")
+        check_resumable(state, FORMAT, config, checkpoint, "training run")
         try:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as err:
             raise CheckpointError(f"checkpoint {checkpoint} was written for a different model or optimizer "
-                                  f"({str(err).splitlines()[0][:200]}); use another path or resume=False") from err
+                                  f"({str(err).splitlines()[0][:200]}); {START_OVER}") from err
         if sched is not None and state.get("scheduler") is not None:
             sched.load_state_dict(state["scheduler"])
         history = History.from_dict(state["history"])
@@ -169,11 +173,11 @@ def fit(model: nn.Module, train: Data, val: Data | None = None, *, epochs: int =
 
     sign = -1.0 if monitor.endswith("acc") else 1.0  # lower is better after multiplying by sign
     finished = False
-    bar = _progress(range(start, epochs), progress)
-    for epoch in bar:
-        seed_everything(seed * 100_003 + epoch)
+    bar = _progress(start, epochs, progress)
+    for epoch in range(start, epochs):
+        seed_everything(derive_seed(seed, epoch))
         if train_dl.generator is not None:
-            train_dl.generator.manual_seed(seed * 100_003 + epoch)
+            train_dl.generator.manual_seed(derive_seed(seed, epoch))
         t0 = time.perf_counter()
         record: dict[str, float] = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
         trained = run_epoch(model, train_dl, loss_fn, dev, opt, grad_clip, sched)
@@ -197,25 +201,40 @@ def fit(model: nn.Module, train: Data, val: Data | None = None, *, epochs: int =
         if any(cb(history) for cb in callbacks):
             finished = True
         finished = finished or epoch + 1 == epochs
-        if hasattr(bar, "set_postfix"):
-            bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k.endswith(("loss", "acc"))})
+        if bar is not None:
+            bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k.endswith(("loss", "acc"))}, refresh=False)
+            bar.update(1)
         if checkpoint is not None:
-            save_checkpoint({"format": FORMAT, "epoch": epoch + 1, "model": model.state_dict(),
+            save_checkpoint({"format": FORMAT, "config": config, "epoch": epoch + 1, "model": model.state_dict(),
                              "optimizer": opt.state_dict(), "scheduler": None if sched is None else sched.state_dict(),
                              "history": history.to_dict(), "best": best, "finished": finished}, checkpoint)
         if finished:
             break
+    if bar is not None:
+        _close(bar, history)
     if early_stopping is not None and best["state"] is not None:
         model.load_state_dict(best["state"])
     return history
 
 
-def _progress(epochs: range, enabled: bool):
+def _progress(start: int, epochs: int, enabled: bool):
+    """A bar counting epochs (from ``start`` when resuming), or None."""
     if not enabled:
-        return epochs
+        return None
     from tqdm.auto import tqdm
 
-    return tqdm(epochs, desc="epochs", initial=epochs.start, total=epochs.stop, leave=True)
+    return tqdm(desc="epochs", initial=start, total=epochs, leave=True)
+
+
+def _close(bar, history: History) -> None:
+    """End the bar full (green in a notebook) when training ended normally, early stopping included; a
+    diverged run keeps its partial, red bar: that one did fail."""
+    if history.diverged:
+        bar.set_description("epochs (diverged)", refresh=False)
+    elif bar.n < bar.total:
+        bar.set_description(f"epochs (stopped at {bar.n} of {bar.total})", refresh=False)
+        bar.total = bar.n
+    bar.close()
 
 
 def evaluate(model: nn.Module, data: Data, *, loss_fn: nn.Module | None = None,

@@ -10,20 +10,23 @@ sample of the space with every seed.
 
 from __future__ import annotations
 
+import gzip
 import json
 import multiprocessing as mp
 import os
+import platform
 import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ...errors import DFLError, UsageError
+from ...checkpoint import config_differences
+from ...errors import CheckpointError, DFLError, UsageError
 from ...runtime import check_seed
 from ..evaluators.train import TrainBudget, TrainEvaluator
-from ..search import config_differences
 from ..spaces.cell import CellArch, CellSpace
+from .table import PER_CELL, PER_SEED, rows_checksum
 
 RESULTS = "results.jsonl"
 CONFIG = "config.json"
@@ -119,8 +122,8 @@ def build(out: str | os.PathLike, budget: TrainBudget, seeds: list[int], workers
     if config_path.exists():
         old = read_config(out)
         if old != config:
-            raise UsageError(f"{out} was built with another budget ({config_differences(old, config)}); use "
-                             "another folder for another budget")
+            raise CheckpointError(f"{out} was built with another budget ({config_differences(old, config)}); use "
+                                  "another folder for another budget")
     else:
         config_path.write_text(json.dumps(config, indent=1))
     jobs = pending_jobs(out, seeds, limit)
@@ -156,3 +159,41 @@ def _write_all(results, f, bar) -> Iterator[dict[str, Any]]:
         f.flush()
         bar.update(1)
         yield r
+
+
+def pack(build_dir: str | os.PathLike, dest: str | os.PathLike, note: str = "") -> Path:
+    """Turn a build folder (config + results.jsonl) into the shipped table ``dest`` (.json.gz).
+
+    Cells with no result yet are left out; ``meta["complete"]`` says whether every cell has every seed.
+    """
+    import torch
+
+    build_dir = Path(build_dir)
+    config = read_config(build_dir)
+    space = CellSpace()
+    results: dict[str, dict[int, dict[str, Any]]] = {}
+    for r in read_results(build_dir / RESULTS):
+        results.setdefault(r["arch"], {})[r["seed"]] = r
+    if not results:
+        raise DFLError(f"no results in {build_dir / RESULTS} yet: build some cells first")
+    seeds = sorted({s for per in results.values() for s in per})
+    rows = []
+    for arch in unique_cells(space):
+        key = space.to_str(arch)
+        if key not in results:
+            continue
+        per = results[key]
+        first = per[min(per)]
+        rows.append({"arch": key, **{k: first[k] for k in PER_CELL},
+                     **{k: {str(s): per[s][k] for s in sorted(per)} for k in PER_SEED}})
+    total = len(unique_cells(space))
+    meta = {"space": config["space"], "budget": config["budget"], "seeds": seeds, "cells": len(rows),
+            "unique_cells": total,
+            "complete": len(rows) == total and all(len(r["val_acc"]) == len(seeds) for r in rows),
+            "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
+            "sha256": rows_checksum(rows), "note": note}
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(dest, "wt") as f:
+        json.dump({"meta": meta, "rows": rows}, f, separators=(",", ":"))
+    return dest

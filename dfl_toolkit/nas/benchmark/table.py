@@ -1,4 +1,6 @@
-"""Query the toolkit's own NAS benchmark: every unique NAS-Bench-201 cell, trained and measured.
+"""The benchmark table format and its query API: every unique NAS-Bench-201 cell, trained and measured.
+
+Reading a table needs no training code (``build.py`` writes tables; this module only reads them).
 
 The shipped table is a gzipped JSON file with metadata (dataset, budget, seeds, torch version,
 checksum of the rows) and one row per unique cell. Any of the 15,625 cells can be queried: it is
@@ -12,7 +14,6 @@ import gzip
 import hashlib
 import json
 import os
-import platform
 import statistics
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,9 +23,9 @@ import numpy as np
 
 from ...errors import DFLError, NotInTableError, UnknownNameError, UsageError
 from ..spaces.cell import EDGES, OPS, CellArch, CellSpace
-from .build import RESULTS, read_config, read_results, unique_cells
 
-DEFAULT_TABLE = "nb201_mnist14.json.gz"  # the table the toolkit ships in data/
+DEFAULT_TABLE = "nb201_mnist14.json.gz"  # the toolkit's own benchmark, one of the shipped tables
+TABLES = Path(__file__).resolve().parent / "tables"  # the shipped tables: package data, in every install
 PER_SEED = ("train_acc", "val_acc", "test_acc", "train_time", "failed")
 PER_CELL = ("params", "flops", "latency")
 SIZES = ("params", "flops")  # costs a cell has itself (see Benchmark.costs); latency is the trained row's
@@ -47,62 +48,24 @@ def rows_checksum(rows: list[dict[str, Any]]) -> str:
     return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
 
 
-def pack(build_dir: str | os.PathLike, dest: str | os.PathLike, note: str = "") -> Path:
-    """Turn a build folder (config + results.jsonl) into the shipped table ``dest`` (.json.gz).
-
-    Cells with no result yet are left out; ``meta["complete"]`` says whether every cell has every seed.
-    """
-    import torch
-
-    build_dir = Path(build_dir)
-    config = read_config(build_dir)
-    space = CellSpace()
-    results: dict[str, dict[int, dict[str, Any]]] = {}
-    for r in read_results(build_dir / RESULTS):
-        results.setdefault(r["arch"], {})[r["seed"]] = r
-    if not results:
-        raise DFLError(f"no results in {build_dir / RESULTS} yet: build some cells first")
-    seeds = sorted({s for per in results.values() for s in per})
-    rows = []
-    for arch in unique_cells(space):
-        key = space.to_str(arch)
-        if key not in results:
-            continue
-        per = results[key]
-        first = per[min(per)]
-        rows.append({"arch": key, **{k: first[k] for k in PER_CELL},
-                     **{k: {str(s): per[s][k] for s in sorted(per)} for k in PER_SEED}})
-    total = len(unique_cells(space))
-    meta = {"space": config["space"], "budget": config["budget"], "seeds": seeds, "cells": len(rows),
-            "unique_cells": total,
-            "complete": len(rows) == total and all(len(r["val_acc"]) == len(seeds) for r in rows),
-            "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
-            "sha256": rows_checksum(rows), "note": note}
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(dest, "wt") as f:
-        json.dump({"meta": meta, "rows": rows}, f, separators=(",", ":"))
-    return dest
-
-
 def _find_table(path: str | os.PathLike | None) -> Path:
-    """A file as given, or a table's name looked up in ``DFL_DATA_DIR`` (or the cache), then in the
-    repository's ``data/`` folder."""
+    """A file as given, or a table's name looked up in ``data_dir()`` (``DFL_DATA_DIR``: tables you built), then
+    among the tables shipped inside the package (:data:`TABLES`)."""
     from ...runtime import data_dir
 
     if path is not None and (Path(path).is_file() or Path(path).parent != Path(".")):
         return Path(path)
     name = DEFAULT_TABLE if path is None else str(path)
     name = name if name.endswith(".json.gz") else name + ".json.gz"
-    places = [data_dir() / name, Path(__file__).resolve().parents[3] / "data" / name]
-    return next((p for p in places if p.is_file()), places[0])
+    places = [data_dir() / name, TABLES / name]
+    return next((p for p in places if p.is_file()), places[-1])
 
 
 class Benchmark:
     """A packed benchmark table with a query API.
 
     Example:
-        >>> bench = Benchmark.load()                    # the shipped table, data/nb201_mnist14.json.gz
+        >>> bench = Benchmark.load()                    # the shipped table nb201_mnist14
         >>> bench.query(("nor_conv_3x3",) * 6)
         {'params': ..., 'flops': ..., 'latency': ..., 'val_acc': ..., 'test_acc': ..., ...}
     """
@@ -122,11 +85,14 @@ class Benchmark:
     def load(cls, path: str | os.PathLike | None = None) -> Benchmark:
         """Read a table written by :func:`pack`, checking its checksum. ``path`` is a file, or the name of a
         shipped table (``"nb201_digits"``); by default the toolkit's benchmark, ``nb201_mnist14``."""
-        path = _find_table(path)
-        if not path.is_file():
-            raise DFLError(f"no benchmark table at {path}. The repository ships {DEFAULT_TABLE} in data/: run from "
-                           "a clone of it, or copy the file into DFL_DATA_DIR; or build one with "
-                           "`python -m dfl_toolkit benchmark build`")
+        found = _find_table(path)
+        if not found.is_file():
+            shipped = sorted(p.name.removesuffix(".json.gz") for p in TABLES.glob("*.json.gz"))
+            raise DFLError(f"no benchmark table {str(path or DEFAULT_TABLE)!r}: neither a file nor a table in the data "
+                           "folder (DFL_DATA_DIR) nor a shipped one. Shipped tables, loaded by name: "
+                           f"{', '.join(shipped) or 'none (the install is broken: reinstall dfl_toolkit)'}. "
+                           "Make your own with `python -m dfl_toolkit benchmark build`, then `benchmark pack`")
+        path = found
         try:
             with gzip.open(path, "rt") as f:
                 data = json.load(f)

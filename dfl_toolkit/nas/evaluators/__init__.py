@@ -5,5 +5,7 @@ from .proxy import ProxyEvaluator
 from .tabular import TabularEvaluator
 from .train import TrainBudget, TrainEvaluator
 
-__all__ = ["ProxyEvaluator", "TabularEvaluator", "TrainBudget", "TrainEvaluator", "count_flops", "count_params",
-           "measure_latency"]
+EVALUATORS = {cls.name: cls for cls in (TrainEvaluator, TabularEvaluator, ProxyEvaluator)}  # the registry
+
+__all__ = ["EVALUATORS", "ProxyEvaluator", "TabularEvaluator", "TrainBudget", "TrainEvaluator", "count_flops",
+           "count_params", "measure_latency"]

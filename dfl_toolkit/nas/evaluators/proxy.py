@@ -33,6 +33,8 @@ class ProxyEvaluator:
         >>> result = search(CellSpace(), RegularizedEvolution(), ev, budget=200, objective="naswot")
     """
 
+    name = "proxy"
+
     def __init__(self, space: SearchSpace, proxies: Sequence[str] = ("naswot",), budget: TrainBudget | None = None,
                  batch_size: int = 64, data: DatasetSplits | None = None, threads: int | None = 1,
                  init_seed: int | None = 0):
@@ -47,12 +49,13 @@ class ProxyEvaluator:
         check_threads(threads)
         self.space, self.proxies, self.budget, self.threads = space, proxies, budget or TrainBudget(), threads
         self.init_seed = init_seed
+        self.metrics = (*proxies, "params")
         self.data = evaluation_data(space, self.budget, data)
         self.batch = next(iter(self.data.loaders(batch_size, seed=0)[0]))  # one fixed batch for every network
 
     def config(self) -> dict[str, Any]:
         """What a search checkpoint records: the proxies, the networks' budget and the batch."""
-        return {"evaluator": "proxy", "proxies": list(self.proxies), "budget": self.budget.to_dict(),
+        return {"evaluator": self.name, "proxies": list(self.proxies), "budget": self.budget.to_dict(),
                 "data": self.data.name, "split_sizes": [len(self.data.train), len(self.data.val), len(self.data.test)],
                 "batch_size": len(self.batch[1]), "init_seed": self.init_seed}
 

@@ -21,13 +21,17 @@ class TabularEvaluator:
         >>> ev(("nor_conv_3x3",) * 6, seed=0)["val_acc"]
     """
 
+    name = "table"
+    metrics = ("val_acc", "test_acc", "train_acc", "params", "flops", "latency", "train_time", "mean_val_acc",
+               "mean_test_acc")  # what each evaluation returns (an objective must be one of them)
+
     def __init__(self, bench: Benchmark):
         self.bench = bench
         self.seeds = list(bench.seeds)
 
     def config(self) -> dict[str, Any]:
         """What a search checkpoint records about this evaluator: which table (by checksum)."""
-        return {"evaluator": "tabular", "table_sha256": self.bench.meta["sha256"]}
+        return {"evaluator": self.name, "table_sha256": self.bench.meta["sha256"]}
 
     def __call__(self, arch: Arch, seed: int = 0) -> dict[str, Any]:
         one = self.bench.query(arch, seed=self.seeds[seed % len(self.seeds)])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -16,6 +15,8 @@ from ...train import evaluate, fit
 from ..spaces.base import Arch, SearchSpace
 from .cost import count_flops, count_params, measure_latency
 
+DATA_DEFAULTS: dict[str, dict[str, Any]] = {"mnist5k": {"train_size": 2000, "image_size": 14}}  # the table's
+
 
 @dataclass(frozen=True)
 class TrainBudget:
@@ -25,10 +26,17 @@ class TrainBudget:
     images, 3 epochs of SGD (lr 0.2, batch 128, cosine), a skeleton of 8 channels and 1 cell per stage.
     Chosen with ``benchmarks/benchmark_budget.py``: among the budgets tried that cost about 3-4 s per
     cell on one CPU core, it ranks good cells most consistently from one seed to the next.
+
+    ``data_options`` left out means the dataset's own defaults (:data:`DATA_DEFAULTS`: the table's sizes for
+    MNIST-5k, none for other datasets), so ``TrainBudget("digits")`` trains on all of digits at 8x8.
+
+    Example:
+        >>> TrainBudget("digits", epochs=5).data_options
+        {}
     """
 
     dataset: str = "mnist5k"
-    data_options: dict[str, Any] = field(default_factory=lambda: {"train_size": 2000, "image_size": 14})
+    data_options: dict[str, Any] | None = None
     epochs: int = 3
     batch_size: int = 128
     lr: float = 0.2
@@ -38,6 +46,11 @@ class TrainBudget:
 
     def __post_init__(self) -> None:
         """Bad values fail when the budget is made, not later as one failed trial per architecture."""
+        if self.data_options is None:
+            object.__setattr__(self, "data_options", dict(DATA_DEFAULTS.get(self.dataset, {})))
+        if self.data_options.get("unused_to_val") and self.data_options.get("train_size") is None:
+            raise UsageError(f"unused_to_val moves the train images that train_size leaves out to the validation "
+                             f"split; {self.dataset} uses every train image unless you give train_size, so give one")
         counts = {"epochs": self.epochs, "batch_size": self.batch_size,
                   **{k: self.skeleton[k] for k in ("channels", "cells_per_stage") if k in self.skeleton}}
         for name, value in counts.items():
@@ -45,6 +58,15 @@ class TrainBudget:
                 raise UsageError(f"{name} must be a positive int, got {value!r}")
         if not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool) or not self.lr > 0:
             raise UsageError(f"lr must be a positive number, got {self.lr!r}")
+
+    @classmethod
+    def for_dataset(cls, dataset: str, **settings: Any) -> TrainBudget:
+        """The budget for ``dataset`` with that dataset's default data options and any ``settings`` changed.
+
+        Example:
+            >>> TrainBudget.for_dataset("mnist1d", epochs=5)
+        """
+        return cls(dataset=dataset, **settings)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,6 +86,9 @@ class TrainEvaluator:
         >>> ev(("nor_conv_3x3",) * 6, seed=0)["val_acc"]
     """
 
+    name = "train"
+    metrics = ("val_acc", "test_acc", "train_acc", "params", "flops", "latency", "train_time", "epochs")
+
     def __init__(self, space: SearchSpace, budget: TrainBudget | None = None, data: DatasetSplits | None = None,
                  threads: int | None = 1):
         check_threads(threads)  # here, not at the first evaluation
@@ -72,8 +97,8 @@ class TrainEvaluator:
 
     def config(self) -> dict[str, Any]:
         """What a search checkpoint records about this evaluator: the budget and the data it trains on."""
-        return {"evaluator": "train", "budget": self.budget.to_dict(), "data": self.data.name, "threads": self.threads,
-                "split_sizes": [len(self.data.train), len(self.data.val), len(self.data.test)]}
+        return {"evaluator": self.name, "budget": self.budget.to_dict(), "data": self.data.name,
+                "threads": self.threads, "split_sizes": [len(self.data.train), len(self.data.val), len(self.data.test)]}
 
     def build(self, arch: Arch) -> torch.nn.Module:
         return build_network(self.space, arch, self.data, self.budget.skeleton)
@@ -111,46 +136,41 @@ def evaluation_data(space: SearchSpace, budget: TrainBudget, data: DatasetSplits
 
 
 def check_searchable(space: SearchSpace, skeleton: dict[str, Any], data: DatasetSplits) -> None:
-    """A clear error unless ``data`` is a classification task whose inputs ``space`` can build networks for:
-    images (C, H, W) for every space, 1-D signals (C, L) only for spaces whose ``build`` takes ``dims`` (the
-    cell space). Used by every evaluator and by DARTS."""
+    """A clear error unless ``data`` is a classification task whose inputs ``space`` builds networks for (its
+    declared ``input_ranks``: images (C, H, W) for every space, 1-D signals (C, L) for the cell space). Used by
+    every evaluator and by DARTS."""
     if data.task != "classification":
         raise UsageError(f"architecture search evaluates classifiers; {data.name!r} is {data.task}")
-    dims = len(data.input_shape) - 1
-    takes_dims = _takes_dims(space)
-    accepted = "images (C, H, W) or 1-D signals (C, L)" if takes_dims else "images (C, H, W)"
-    if dims != 2 and (not takes_dims or dims != 1):
-        hint = ": use an image dataset or the cell space" if dims == 1 else ""
-        raise UsageError(f"the {space.name} space builds networks for {accepted}; {data.name!r} has inputs of shape "
+    rank = len(data.input_shape) - 1
+    ranks = tuple(getattr(space, "input_ranks", (2,)))
+    if rank not in ranks:
+        names = {2: "images (C, H, W)", 1: "1-D signals (C, L)"}
+        kinds = " or ".join(names.get(r, f"rank-{r} inputs") for r in sorted(ranks, reverse=True))
+        hint = ": use an image dataset or the cell space" if rank == 1 else ""
+        raise UsageError(f"the {space.name} space builds networks for {kinds}; {data.name!r} has inputs of shape "
                          f"{tuple(data.input_shape)}{hint}")
-    if takes_dims and skeleton.get("dims", dims) != dims:
+    if len(ranks) > 1 and skeleton.get("dims", rank) != rank:
         raise UsageError(f"skeleton dims={skeleton['dims']} does not fit {data.name!r}, whose inputs have shape "
-                         f"{tuple(data.input_shape)} (dims={dims}); leave dims out and it follows the data")
+                         f"{tuple(data.input_shape)} (dims={rank}); leave dims out and it follows the data")
 
 
 def check_skeleton(space: SearchSpace, skeleton: dict[str, Any]) -> None:
-    """A clear error for a skeleton option ``space.build`` does not take (e.g. the cell space's ``channels``
-    on the macro space), raised when an evaluator is made rather than as a failed trial later."""
-    params = inspect.signature(space.build).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return  # build(arch, **skeleton): the space checks its own options
-    accepted = sorted(p for p in params if p not in ("arch", "in_channels", "num_classes"))
+    """A clear error for a skeleton option the space's ``build`` does not declare (``space.build_options``; e.g.
+    the cell space's ``channels`` on the macro space), raised when an evaluator is made, not as failed trials."""
+    accepted = getattr(space, "build_options", None)
+    if accepted is None:
+        return  # a space that declares nothing checks its own options
     unknown = sorted(set(skeleton) - set(accepted))
     if unknown:
         hint = (" (TrainBudget's default skeleton is the cell space's: pass TrainBudget(skeleton={}) or this "
                 "space's own options)" if set(unknown) <= {"channels", "cells_per_stage"} else "")
         raise UsageError(f"unknown skeleton option {unknown[0]!r} for the {space.name} space; accepted: "
-                         f"{', '.join(accepted)}{hint}")
+                         f"{', '.join(sorted(accepted))}{hint}")
 
 
 def build_network(space: SearchSpace, arch: Arch, data: DatasetSplits, skeleton: dict[str, Any]) -> torch.nn.Module:
     """``space.build(arch, **skeleton)`` for ``data``'s input channels and number of classes, and for its input
-    rank where the space takes ``dims`` (1-D signals such as MNIST-1D, or images)."""
-    if _takes_dims(space) and "dims" not in skeleton:
+    rank where the space builds for more than one (``dims``: 1-D signals such as MNIST-1D, or images)."""
+    if len(getattr(space, "input_ranks", (2,))) > 1 and "dims" not in skeleton:
         skeleton = {**skeleton, "dims": len(data.input_shape) - 1}
     return space.build(arch, in_channels=data.input_shape[0], num_classes=data.num_classes, **skeleton)
-
-
-def _takes_dims(space: SearchSpace) -> bool:
-    """Whether ``space.build`` builds for 1-D signals as well as images (its ``dims`` option)."""
-    return "dims" in inspect.signature(space.build).parameters

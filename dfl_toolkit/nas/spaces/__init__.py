@@ -4,5 +4,7 @@ from .base import Arch, CategoricalSpace, SearchSpace
 from .cell import OPS, CellNetwork, CellSpace
 from .macro import MacroSpace, compound_scaling
 
-__all__ = ["OPS", "Arch", "CategoricalSpace", "CellNetwork", "CellSpace", "MacroSpace", "SearchSpace",
+SPACES = {cls.name: cls for cls in (CellSpace, MacroSpace)}  # the registry: what the command line offers
+
+__all__ = ["OPS", "SPACES", "Arch", "CategoricalSpace", "CellNetwork", "CellSpace", "MacroSpace", "SearchSpace",
            "compound_scaling"]

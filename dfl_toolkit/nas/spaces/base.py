@@ -22,18 +22,28 @@ Arch = tuple[Any, ...]
 
 @runtime_checkable
 class SearchSpace(Protocol):
-    """What a strategy may ask of a search space."""
+    """What strategies, evaluators and the search loop may ask of a search space.
+
+    A space *declares* what its ``build`` offers instead of being inspected: ``build_options`` are the skeleton
+    options ``build(arch, in_channels=..., num_classes=..., **skeleton)`` accepts, and ``input_ranks`` the
+    input ranks it builds networks for (2: images (C, H, W); 1: signals (C, L), given to ``build`` as ``dims``).
+    """
 
     name: str
     choices: list[tuple[str, tuple[Any, ...]]]  # (choice name, its options), in arch order
+    build_options: tuple[str, ...]
+    input_ranks: tuple[int, ...]
 
     def sample(self, rng: random.Random) -> Arch: ...
     def mutate(self, arch: Arch, rng: random.Random) -> Arch: ...
     def encode(self, arch: Arch) -> list[float]: ...
+    def index(self, arch: Arch) -> list[int]: ...
+    def from_index(self, index: Sequence[int]) -> Arch: ...
+    def validate(self, arch: Sequence[Any]) -> Arch: ...
     def to_str(self, arch: Arch) -> str: ...
     def from_str(self, text: str) -> Arch: ...
     def canonical(self, arch: Arch) -> Hashable: ...
-    def build(self, arch: Arch, **skeleton: Any) -> nn.Module: ...
+    def build(self, arch: Arch, *, in_channels: int, num_classes: int, **skeleton: Any) -> nn.Module: ...
 
 
 class CategoricalSpace:
@@ -44,6 +54,8 @@ class CategoricalSpace:
 
     name = "categorical"
     choices: list[tuple[str, tuple[Any, ...]]] = []
+    build_options: tuple[str, ...] = ()
+    input_ranks: tuple[int, ...] = (2,)
 
     def __len__(self) -> int:
         return math.prod(len(options) for _, options in self.choices)

@@ -149,6 +149,8 @@ class CellSpace(CategoricalSpace):
     """
 
     name = "nb201_cell"
+    build_options = ("channels", "cells_per_stage", "stages", "dims")
+    input_ranks = (1, 2)
     ops = OPS
     edges = EDGES
     choices = [(f"edge {j}<-{i}", OPS) for j, i in EDGES]

@@ -49,6 +49,8 @@ class MacroSpace(CategoricalSpace):
     """
 
     name = "macro_mbconv"
+    build_options = ("width_mult", "depth_mult", "stem")
+    input_ranks = (2,)
 
     def __init__(self, stages: int = 3, depths: Sequence[int] = DEPTHS, widths: Sequence[int] = WIDTHS,
                  kernels: Sequence[int] = KERNELS, expansions: Sequence[int] = EXPANSIONS):

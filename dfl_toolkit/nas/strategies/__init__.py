@@ -1,9 +1,13 @@
-"""Search strategies: each implements setup / ask / tell / config and plugs into :func:`search`."""
+"""Search strategies: each implements setup / ask / tell / config and plugs into :func:`search`; and DARTS
+(``darts``), the gradient-based search that trains one supernet instead (imported on first use)."""
 
-from .evolution import RegularizedEvolution, fitness
+from .evolution import RegularizedEvolution
 from .optuna_tpe import OptunaSampler
 from .predictor import PredictorSearch
 from .random_search import RandomSearch
 from .reinforce import Reinforce
 
-__all__ = ["OptunaSampler", "PredictorSearch", "RandomSearch", "RegularizedEvolution", "Reinforce", "fitness"]
+# the registry (what the command line offers), built from each class's name
+STRATEGIES = {cls.name: cls for cls in (RandomSearch, RegularizedEvolution, Reinforce, PredictorSearch, OptunaSampler)}
+
+__all__ = ["STRATEGIES", "OptunaSampler", "PredictorSearch", "RandomSearch", "RegularizedEvolution", "Reinforce"]

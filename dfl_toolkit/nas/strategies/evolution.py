@@ -13,13 +13,8 @@ import random
 from collections import deque
 from typing import Any
 
+from ..search import fitness
 from ..spaces.base import Arch, SearchSpace
-
-
-def fitness(result: dict[str, Any], objective: str) -> float:
-    """The objective, or minus infinity for a failed evaluation."""
-    value = result.get(objective)
-    return float("-inf") if result.get("failed") or value is None else float(value)
 
 
 class RegularizedEvolution:

@@ -10,8 +10,8 @@ import random
 from collections import deque
 from typing import Any
 
+from ..search import fitness
 from ..spaces.base import Arch, SearchSpace
-from .evolution import fitness
 
 
 class OptunaSampler:
@@ -21,7 +21,7 @@ class OptunaSampler:
         >>> search(CellSpace(), OptunaSampler("tpe"), evaluator, budget=100)
     """
 
-    name = "optuna"
+    name = "optuna-tpe"
 
     def __init__(self, sampler: str = "tpe", n_startup_trials: int = 10):
         if sampler not in ("tpe", "random"):

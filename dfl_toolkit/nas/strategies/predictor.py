@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..search import fitness
 from ..spaces.base import Arch, SearchSpace
-from .evolution import fitness
 
 
 class PredictorSearch:

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 from ...errors import UsageError
+from ..search import fitness
 from ..spaces.base import Arch, SearchSpace
-from .evolution import fitness
 
 
 class Reinforce:

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
+from ..data.splits import DatasetSplits, subsample
 from .backbones import Backbone, collect_features, dataset_stats
-from .data.splits import DatasetSplits, subsample
 
 
 @dataclass
@@ -85,7 +85,7 @@ def linear_probe(model: nn.Module | Backbone, data: DatasetSplits, layers: Seque
     Features are pooled by the rule of :func:`probe_features`, standardised with the train statistics, and fitted
     with scikit-learn's ``LogisticRegression`` (lbfgs, deterministic). ``train_size`` fits on a stratified subset
     of ``data.train`` and ``max_items`` scores on a stratified subset of ``data.test`` (both chosen with ``seed``).
-    A :class:`~dfl_toolkit.backbones.Backbone` gets its ``adapt`` step (grey -> RGB, resize) first; its
+    A :class:`~dfl_toolkit.features.Backbone` gets its ``adapt`` step (grey -> RGB, resize) first; its
     ``"input"`` is then the adapted image. The model is used frozen, in eval mode, on ``get_device(device)``.
 
     Example:

@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,12 +32,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from .data.online import OFFLINE_ENV, _socket_timeout, network_timeout, probe
-from .data.photos import load_photo
-from .data.splits import DatasetSplits
-from .errors import UnknownNameError, WeightsUnavailableError
-from .features import extract_features, list_layers
-from .runtime import data_dir, get_device
+from ..data.photos import load_photo
+from ..data.splits import DatasetSplits
+from ..errors import UnknownNameError, WeightsUnavailableError
+from ..network import NetworkUnavailable, fetch
+from ..runtime import data_dir, get_device
+from .extraction import extract_features, list_layers
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -278,20 +277,17 @@ def download_weights(name: str, url: str) -> dict[str, torch.Tensor]:
     folder = data_dir() / "weights"
     path = folder / Path(urlparse(url).path).name
     if not path.exists():
-        if os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
-            raise _unavailable(name, url, folder, f"{OFFLINE_ENV} is set and {path.name} is not there yet")
-        reason = probe(url)
-        if reason is not None:
-            raise _unavailable(name, url, folder, reason)
         folder.mkdir(parents=True, exist_ok=True)
         match = torch.hub.HASH_REGEX.search(path.name)
+
+        def download() -> None:
+            torch.hub.download_url_to_file(url, str(path), hash_prefix=match.group(1) if match else None,
+                                           progress=False)
         try:
-            with _socket_timeout(max(30.0, network_timeout())):
-                torch.hub.download_url_to_file(url, str(path), hash_prefix=match.group(1) if match else None,
-                                               progress=False)
-        except Exception as err:  # noqa: BLE001 - report any download failure the same clear way
+            fetch(url, download, path.name)
+        except NetworkUnavailable as err:
             path.unlink(missing_ok=True)
-            raise _unavailable(name, url, folder, f"download failed ({type(err).__name__}: {err})") from err
+            raise _unavailable(name, url, folder, str(err)) from err
     return _read_weights(path, name)
 
 
@@ -372,7 +368,7 @@ def collect_features(model: nn.Module, data: Dataset | DataLoader, layers: Seque
                      ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Outputs of ``layers`` (``"input"`` is the prepared input itself) over a dataset, each reduced to (N, D).
 
-    The lower-level step behind :func:`feature_matrix` and :func:`dfl_toolkit.probes.linear_probe`: batches go
+    The lower-level step behind :func:`feature_matrix` and :func:`dfl_toolkit.features.linear_probe`: batches go
     through ``prepare`` then the model in eval mode under ``torch.no_grad`` on ``get_device(device)``; the model's
     mode and device are restored afterwards. Returns ``({layer: float32 array}, labels)``.
     """
@@ -387,7 +383,7 @@ def collect_features(model: nn.Module, data: Dataset | DataLoader, layers: Seque
             try:
                 outs = extract_features(model, x, wanted) if wanted else {}
             except UnknownNameError as err:
-                raise UnknownNameError("layer", err.name, [*err.accepted, "input"]) from None
+                raise UnknownNameError("layer", err.name, [*err.accepted, "input"], f"{err.see}, or 'input'") from None
             outs["input"] = x
             for name in layers:
                 parts[name].append(reduce(outs[name]).float().cpu().numpy())

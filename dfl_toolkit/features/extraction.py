@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import UnknownNameError
+from ..errors import UnknownNameError
 
 
 def list_layers(model: nn.Module, graph: bool = False) -> list[str]:
@@ -73,7 +73,7 @@ def extract_features(model: nn.Module, x: torch.Tensor, layers: Sequence[str], *
             graph_names = list_layers(model)
         bad = [name for name in unknown if name not in graph_names]
         if bad:
-            raise UnknownNameError("layer", bad[0], graph_names)
+            raise UnknownNameError("layer", bad[0], graph_names, see="dfl.list_layers(model, graph=True)")
         return _extract_fx(model, x, layers, detach)
     captured: dict[str, Any] = {}
 

@@ -11,32 +11,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from .errors import UnknownNameError
-from .models.rnn import CharRNN, SequenceRNN, TextRNN
-from .models.transformer import MultiHeadSelfAttention, TransformerClassifier
+from ..errors import UnknownNameError
+from ..models.rnn import CharRNN, SequenceRNN, TextRNN
+from ..models.transformer import MultiHeadSelfAttention, TransformerClassifier
+from ..runtime import eval_mode
 
 RNN_MODULES = (nn.LSTM, nn.GRU, nn.RNN)
 RNN_MODELS = (SequenceRNN, TextRNN, CharRNN)
 HEAD_FUSIONS = ("mean", "max", "min")
-
-
-@contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Switch dropout off for a measurement, then give every submodule its own mode back."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, training in modes:
-            m.training = training
 
 
 def _rnn_and_input(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
@@ -147,7 +135,7 @@ def attention_maps(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
         >>> len(maps), maps[0].shape                 # layers, (N, heads, T, T)
     """
     layers = _attention_layers(model)
-    with torch.no_grad(), _eval_mode(model):
+    with torch.no_grad(), eval_mode(model):
         model(x)
     return [m.attention for m in layers]
 
@@ -165,7 +153,7 @@ def token_states(model: TransformerClassifier, x: torch.Tensor) -> list[torch.Te
     if not isinstance(model, TransformerClassifier):
         raise TypeError(f"token_states takes a dfl_toolkit TransformerClassifier; got {type(model).__name__} "
                         f"(for other models, use extract_features with module names)")
-    with torch.no_grad(), _eval_mode(model):
+    with torch.no_grad(), eval_mode(model):
         states, _ = model.encode(x)
     return states
 

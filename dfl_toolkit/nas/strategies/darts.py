@@ -29,13 +29,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data import DatasetSplits
-from ..errors import CheckpointError, UnknownNameError
-from ..runtime import seed_everything
-from ..train.checkpoint import load_checkpoint, save_checkpoint
-from .evaluators.train import check_searchable
-from .spaces.cell import EDGES, OPS, CellArch, CellSpace, ResidualReduction, make_head, make_op, make_stem
+from ...checkpoint import START_OVER, check_resumable, load_checkpoint, save_checkpoint
+from ...data import DatasetSplits
+from ...errors import CheckpointError, UnknownNameError
+from ...runtime import derive_seed, seed_everything
+from ..evaluators.train import check_searchable
+from ..spaces.cell import EDGES, OPS, CellArch, CellSpace, ResidualReduction, make_head, make_op, make_stem
 
+FORMAT = "dfl_toolkit.darts/1"
 MODES = ("darts", "gdas", "darts-")
 SELECTIONS = ("alpha", "perturbation")
 
@@ -126,7 +127,8 @@ def darts_search(data: DatasetSplits, *, mode: str = "darts", epochs: int = 20, 
                  cells_per_stage: int = 1, batch_size: int = 64, w_lr: float = 0.025, alpha_lr: float = 3e-4,
                  tau: tuple[float, float] = (10.0, 0.1), warmup: int = 0, select: str = "alpha",
                  tune_epochs: int | None = None, seed: int = 0, checkpoint: str | os.PathLike | None = None,
-                 progress: bool = True, callbacks: Sequence[Callable[[DartsResult], bool | None]] = ()) -> DartsResult:
+                 resume: bool = True, progress: bool = True,
+                 callbacks: Sequence[Callable[[DartsResult], bool | None]] = ()) -> DartsResult:
     """Search the cell space by gradient descent on ``data.train`` (split in two halves: weights
     train on one, alpha on the other). For the first ``warmup`` epochs only the weights train (alpha
     stays uniform), so that alpha is judged on trained operations, not on random ones (PC-DARTS and
@@ -134,7 +136,9 @@ def darts_search(data: DatasetSplits, *, mode: str = "darts", epochs: int = 20, 
     keeps each edge's largest alpha, ``"perturbation"`` the operation whose removal costs the most
     accuracy on the alpha half (see :func:`perturbation_select`), tuning the weights for ``tune_epochs``
     (default ``epochs // 20``, as the paper's 5 after 100) after each edge is fixed. ``checkpoint`` saves
-    after every epoch and resumes; ``callbacks`` are called with the result after every epoch (True stops,
+    the supernet after every epoch and resumes (a supernet trained with other settings is refused;
+    ``resume=False`` starts over; the selection may differ, so one supernet can be read both ways);
+    ``callbacks`` are called with the result after every epoch (True stops,
     e.g. early stopping).
 
     Example:
@@ -169,13 +173,16 @@ def darts_search(data: DatasetSplits, *, mode: str = "darts", epochs: int = 20, 
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, epochs, eta_min=1e-3)
     result = DartsResult(mode, derive(net.alpha), [torch.softmax(net.alpha, 1).tolist()])
     start = 0
-    if checkpoint is not None and os.path.exists(checkpoint):
+    config = {"mode": mode, "epochs": epochs, "channels": channels, "cells_per_stage": cells_per_stage,
+              "batch_size": batch_size, "w_lr": w_lr, "alpha_lr": alpha_lr, "tau": list(tau), "warmup": warmup,
+              "seed": seed, "data": data.name, "train_size": n, "input_shape": list(data.input_shape)}
+    if checkpoint is not None and resume and os.path.exists(checkpoint):
         state = load_checkpoint(checkpoint)
+        check_resumable(state, FORMAT, config, checkpoint, "DARTS search")
         try:
             net.load_state_dict(state["net"])
         except (RuntimeError, KeyError) as err:
-            raise CheckpointError(f"checkpoint {checkpoint} holds another supernet (other channels, cells per stage "
-                                  f"or input shape than {data.name!r}'s); delete it or use another path") from err
+            raise CheckpointError(f"checkpoint {checkpoint} holds another supernet; {START_OVER}") from err
         w_opt.load_state_dict(state["w_opt"])
         a_opt.load_state_dict(state["a_opt"])
         sched.load_state_dict(state["sched"])
@@ -183,10 +190,11 @@ def darts_search(data: DatasetSplits, *, mode: str = "darts", epochs: int = 20, 
         start = len(result.history)
     from tqdm.auto import tqdm
 
-    for epoch in tqdm(range(start, epochs), desc=f"{mode} search", disable=not progress, initial=start, total=epochs):
+    bar = tqdm(desc=f"{mode} search", disable=not progress, initial=start, total=epochs)
+    for epoch in range(start, epochs):
         t0 = time.perf_counter()
-        seed_everything(seed * 100_003 + epoch)
-        gen.manual_seed(seed * 100_003 + epoch)
+        seed_everything(derive_seed(seed, epoch))
+        gen.manual_seed(derive_seed(seed, epoch))
         aux = max(0.0, 1.0 - epoch / epochs) if mode == "darts-" else 0.0
         hard = mode == "gdas"
         temp = tau[0] * (tau[1] / tau[0]) ** (epoch / max(1, epochs - 1))
@@ -210,15 +218,19 @@ def darts_search(data: DatasetSplits, *, mode: str = "darts", epochs: int = 20, 
                                "aux_skip": aux, "tau": temp})
         result.arch = derive(net.alpha)
         if checkpoint is not None:
-            save_checkpoint({"net": net.state_dict(), "w_opt": w_opt.state_dict(), "a_opt": a_opt.state_dict(),
+            save_checkpoint({"format": FORMAT, "config": config, "net": net.state_dict(),
+                             "w_opt": w_opt.state_dict(), "a_opt": a_opt.state_dict(),
                              "sched": sched.state_dict(), "arch": list(result.arch), "alphas": result.alphas,
                              "history": result.history, "seconds": result.seconds}, checkpoint)
+        bar.update(1)
         if any(cb(result) for cb in callbacks):
+            bar.total = bar.n  # stopped by a callback (e.g. early stopping): a normal end, not a failure
             break
+    bar.close()
     result.alpha_arch = result.arch
     if select == "perturbation":
-        seed_everything(seed * 100_003 + epochs)  # as if one more epoch: a resumed run reselects the same cell
-        gen.manual_seed(seed * 100_003 + epochs)
+        seed_everything(derive_seed(seed, epochs))  # as if one more epoch: a resumed run reselects the same cell
+        gen.manual_seed(derive_seed(seed, epochs))
         tune_opt = torch.optim.SGD(net.weight_parameters(), w_lr / 10, momentum=0.9, weight_decay=3e-4)
 
         def tune(weights: torch.Tensor) -> None:  # DARTS-PT: 5 epochs per step after a 100-epoch search
@@ -300,11 +312,3 @@ def _edge_weights(alpha: torch.Tensor, mode: str, temp: float) -> torch.Tensor:
     if mode == "gdas":
         return nn.functional.gumbel_softmax(alpha, tau=temp, hard=True)
     return torch.softmax(alpha, dim=1)
-
-
-def darts_config(**kwargs: Any) -> dict[str, Any]:
-    """The defaults of :func:`darts_search` updated with ``kwargs`` (for reports)."""
-    import inspect
-
-    defaults = {k: p.default for k, p in inspect.signature(darts_search).parameters.items() if k != "data"}
-    return {**defaults, **kwargs}
