@@ -49,10 +49,11 @@ def snip(model: nn.Module, batch: Batch) -> float:
 
 def synflow(model: nn.Module, batch: Batch) -> float:
     """SynFlow (Tanaka et al. 2020): with all weights made positive and an all-ones input, the sum of
-    |weight x d(sum of outputs)/d(weight)|. Data-free; batch norm is used in eval mode (at init: identity)
-    and the model is restored afterwards."""
+    |weight x d(sum of outputs)/d(weight)|, in float64. Data-free; batch norm is used in eval mode (at init:
+    identity, as NASLib's batch norm switched off) and the model is restored afterwards: weights, mode, precision."""
     x, _ = batch
     state = {k: v.clone() for k, v in model.state_dict().items()}
+    training, dtype = model.training, next((p.dtype for p in model.parameters()), torch.float32)
     model.eval().double()
     try:
         with torch.no_grad():
@@ -62,7 +63,7 @@ def synflow(model: nn.Module, batch: Batch) -> float:
         model(torch.ones((1, *x.shape[1:]), dtype=torch.float64)).sum().backward()
         return float(sum((w.detach() * w.grad).abs().sum() for w in _weights(model) if w.grad is not None))
     finally:
-        model.float()
+        model.to(dtype).train(training)
         model.load_state_dict(state)
         model.zero_grad(set_to_none=True)
 

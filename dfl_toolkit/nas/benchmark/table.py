@@ -2,9 +2,10 @@
 
 Reading a table needs no training code (``build.py`` writes tables; this module only reads them).
 
-The shipped table is a gzipped JSON file with metadata (dataset, budget, seeds, torch version,
+The toolkit's tables are gzipped JSON files with metadata (dataset, budget, seeds, torch version,
 checksum of the rows) and one row per unique cell. Any of the 15,625 cells can be queried: it is
-mapped to its isomorphism class first.
+mapped to its isomorphism class first. The published NAS-Bench-201 results (``nb201_cifar10``, ...) are
+column tables with a row for every cell (``published.py``); ``Benchmark.load`` reads both.
 """
 
 from __future__ import annotations
@@ -17,14 +18,18 @@ import os
 import statistics
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ...errors import DFLError, NotInTableError, UnknownNameError, UsageError
 from ..spaces.cell import EDGES, OPS, CellArch, CellSpace
 
+if TYPE_CHECKING:
+    from .published import PublishedBenchmark
+
 DEFAULT_TABLE = "nb201_mnist14.json.gz"  # the toolkit's own benchmark, one of the shipped tables
+PUBLISHED = ("nb201_cifar10", "nb201_cifar100", "nb201_imagenet16")  # shipped NAS-Bench-201 results (published.py)
 TABLES = Path(__file__).resolve().parent / "tables"  # the shipped tables: package data, in every install
 PER_SEED = ("train_acc", "val_acc", "test_acc", "train_time", "failed")
 PER_CELL = ("params", "flops", "latency")
@@ -44,8 +49,39 @@ def edge_counts(arch: CellArch, live_only: bool = False) -> list[float]:
     return counts
 
 
-def rows_checksum(rows: list[dict[str, Any]]) -> str:
+def fit_sizes(archs: list[CellArch], sizes: dict[str, Iterable[float]]) -> dict[str, np.ndarray] | None:
+    """A cost per term of :func:`edge_counts` for each of ``sizes`` (``params``, ``flops``: measured on ``archs``),
+    or None unless every fit is determined and reproduces every measured value to the unit.
+
+    Example:
+        >>> fits = fit_sizes(archs, {"params": [count_params(space.build(a)) for a in archs]})
+        >>> fitted_sizes(other_arch, fits)["params"]   # without building it
+    """
+    fits = {}
+    for k, values in sizes.items():
+        x = np.array([edge_counts(a, live_only=k == "flops") for a in archs])
+        y = np.asarray(list(values), dtype=float)
+        coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+        if np.linalg.matrix_rank(x) < 1 + len(EDGES) * (len(OPS) - 1) or np.abs(x @ coef - y).max() > 0.5:
+            return None
+        fits[k] = coef
+    return fits
+
+
+def fitted_sizes(arch: CellArch, fits: dict[str, np.ndarray]) -> dict[str, int]:
+    """The sizes of ``arch`` from :func:`fit_sizes`' per-term costs (``flops`` counts live edges only)."""
+    return {k: int(round(float(np.dot(edge_counts(arch, live_only=k == "flops"), coef)))) for k, coef in fits.items()}
+
+
+def rows_checksum(rows: Any) -> str:
+    """SHA-256 of a table's data (its rows, or a published table's columns) as sorted JSON: what ``meta`` records."""
     return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
+
+
+def shipped_tables() -> list[str]:
+    """Names of the tables shipped inside the package, the toolkit's own first, then the published ones."""
+    names = sorted(p.name.removesuffix(".json.gz") for p in TABLES.glob("*.json.gz"))
+    return sorted(names, key=lambda n: n in PUBLISHED)
 
 
 def _find_table(path: str | os.PathLike | None) -> Path:
@@ -61,8 +97,53 @@ def _find_table(path: str | os.PathLike | None) -> Path:
     return next((p for p in places if p.is_file()), places[-1])
 
 
-class Benchmark:
-    """A packed benchmark table with a query API.
+class Table:
+    """What both kinds of table share: loading by name or path with the checksum checked, and parsing cells."""
+
+    meta: dict[str, Any]
+    space: CellSpace
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None) -> Benchmark | PublishedBenchmark:
+        """Read a table, checking its checksum. ``path`` is a file, or the name of a table in the data folder
+        (``DFL_DATA_DIR``) or shipped with the package (``"nb201_digits"``, ``"nb201_cifar10"``: see
+        :func:`shipped_tables`); by default the toolkit's benchmark, ``nb201_mnist14``. A published table
+        (written by ``tools/pack_nb201.py``) loads as a :class:`~.published.PublishedBenchmark`.
+
+        Example:
+            >>> Benchmark.load("nb201_cifar10").query("|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+        """
+        found = _find_table(path)
+        if not found.is_file():
+            raise DFLError(f"no benchmark table {str(path or DEFAULT_TABLE)!r}: neither a file nor a table in the data "
+                           "folder (DFL_DATA_DIR) nor a shipped one. Shipped tables, loaded by name: "
+                           f"{', '.join(shipped_tables()) or 'none (the install is broken: reinstall dfl_toolkit)'}. "
+                           "Make your own with `python -m dfl_toolkit benchmark build`, then `benchmark pack`")
+        path = found
+        try:
+            with gzip.open(path, "rt") as f:
+                data = json.load(f)
+            meta, published = data["meta"], "columns" in data
+            body = {k: data[k] for k in ("columns", "proxies")} if published else data["rows"]
+            checksum = meta["sha256"]
+        except (OSError, EOFError, ValueError, KeyError, TypeError) as err:  # not gzip, cut short, not a table
+            raise DFLError(f"{path} is not a benchmark table ({type(err).__name__}: {err}); pack one with "
+                           "`python -m dfl_toolkit benchmark pack`") from err
+        if rows_checksum(body) != checksum:
+            raise DFLError(f"{path} is damaged: its {'columns' if published else 'rows'} do not match the checksum "
+                           "in its metadata (a shipped table: reinstall dfl_toolkit; your own: pack it again)")
+        if published:
+            from .published import PublishedBenchmark
+
+            return PublishedBenchmark(meta, body["columns"], body["proxies"])
+        return Benchmark(meta, body)
+
+    def _parse(self, arch: CellArch | str) -> CellArch:
+        return self.space.from_str(arch) if isinstance(arch, str) else self.space.validate(arch)
+
+
+class Benchmark(Table):
+    """A table the toolkit built (one row per unique cell, one value per training seed) with a query API.
 
     Example:
         >>> bench = Benchmark.load()                    # the shipped table nb201_mnist14
@@ -80,30 +161,6 @@ class Benchmark:
             raise DFLError(f"no seed is complete in this table (seeds {meta['seeds']}); pack it again when "
                            "one seed has every cell")
         self._index = {self.space.canonical(self.space.from_str(r["arch"])): i for i, r in enumerate(rows)}
-
-    @classmethod
-    def load(cls, path: str | os.PathLike | None = None) -> Benchmark:
-        """Read a table written by :func:`pack`, checking its checksum. ``path`` is a file, or the name of a
-        shipped table (``"nb201_digits"``); by default the toolkit's benchmark, ``nb201_mnist14``."""
-        found = _find_table(path)
-        if not found.is_file():
-            shipped = sorted(p.name.removesuffix(".json.gz") for p in TABLES.glob("*.json.gz"))
-            raise DFLError(f"no benchmark table {str(path or DEFAULT_TABLE)!r}: neither a file nor a table in the data "
-                           "folder (DFL_DATA_DIR) nor a shipped one. Shipped tables, loaded by name: "
-                           f"{', '.join(shipped) or 'none (the install is broken: reinstall dfl_toolkit)'}. "
-                           "Make your own with `python -m dfl_toolkit benchmark build`, then `benchmark pack`")
-        path = found
-        try:
-            with gzip.open(path, "rt") as f:
-                data = json.load(f)
-            meta, rows = data["meta"], data["rows"]
-            checksum = meta["sha256"]
-        except (OSError, EOFError, ValueError, KeyError, TypeError) as err:  # not gzip, cut short, not a table
-            raise DFLError(f"{path} is not a benchmark table ({type(err).__name__}: {err}); pack one with "
-                           "`python -m dfl_toolkit benchmark pack`") from err
-        if rows_checksum(rows) != checksum:
-            raise DFLError(f"{path} is damaged: its rows do not match the checksum in its metadata")
-        return cls(meta, rows)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -158,28 +215,16 @@ class Benchmark:
         arch = self._parse(arch)
         return self._sizes(arch, self.row(arch))
 
-    def _parse(self, arch: CellArch | str) -> CellArch:
-        return self.space.from_str(arch) if isinstance(arch, str) else self.space.validate(arch)
-
     def _sizes(self, arch: CellArch, row: dict[str, Any]) -> dict[str, int]:
         """:meth:`costs` of a parsed ``arch`` whose row is ``row``."""
         if self._size_fits is None:
             return {k: row[k] for k in SIZES}
-        return {k: int(round(float(np.dot(edge_counts(arch, live_only=k == "flops"), self._size_fits[k]))))
-                for k in SIZES}
+        return fitted_sizes(arch, self._size_fits)
 
     @functools.cached_property
     def _size_fits(self) -> dict[str, np.ndarray] | None:
         """Per-term costs for :meth:`costs`, fitted once; None unless the fit is determined and exact."""
-        archs, fits = self.archs(), {}
-        for k in SIZES:
-            x = np.array([edge_counts(a, live_only=k == "flops") for a in archs])
-            y = self.metric(k)
-            coef, *_ = np.linalg.lstsq(x, y, rcond=None)
-            if np.linalg.matrix_rank(x) < 1 + len(EDGES) * (len(OPS) - 1) or np.abs(x @ coef - y).max() > 0.5:
-                return None
-            fits[k] = coef
-        return fits
+        return fit_sizes(self.archs(), {k: self.metric(k) for k in SIZES})
 
     def full_space(self, name: str = "test_acc", seed: int | None = None) -> np.ndarray:
         """One metric for each of the 15,625 cells, the population random search draws from: isomorphic cells
