@@ -175,8 +175,9 @@ def _search(args: argparse.Namespace) -> int:
         objective = "reward"
     executor = ProcessExecutor(args.workers) if args.workers > 1 else None
     try:
-        result = search(space, strategy, evaluator, args.budget, seed=args.seed, checkpoint=args.checkpoint,
-                        objective=objective, batch_size=args.workers, executor=executor)
+        budget = 100 if args.budget is None and args.max_cost is None else args.budget
+        result = search(space, strategy, evaluator, budget, max_cost=args.max_cost, seed=args.seed,
+                        checkpoint=args.checkpoint, objective=objective, batch_size=args.workers, executor=executor)
     finally:
         if executor is not None:
             executor.close()
@@ -246,10 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     doctor.add_argument("--no-data", action="store_true", help="skip loading the offline datasets")
     doctor.set_defaults(run=_doctor)
 
+    from .nas.benchmark.table import PUBLISHED, shipped_tables
     from .nas.evaluators import EVALUATORS
     from .nas.spaces import SPACES
     from .nas.strategies import STRATEGIES
 
+    tables = ", ".join(shipped_tables())  # the toolkit's, then published NAS-Bench-201 results
     srch = sub.add_parser("search", help="search a space (cell or macro) by training, table lookup or proxies",
                           formatter_class=_DefaultsShown)
     srch.add_argument("--space", choices=list(SPACES), default="nb201_cell",
@@ -261,17 +264,22 @@ def main(argv: list[str] | None = None) -> int:
                       help="train: from scratch (the default without --table); table: look up in the benchmark "
                            "table, cell space only (the default with --table); proxy: zero-cost proxies at "
                            "initialisation")
-    srch.add_argument("--budget", type=int, default=100, help="number of evaluations")
+    srch.add_argument("--budget", type=int, default=None,
+                      help="number of evaluations (default: 100); with --max-cost, no limit unless given")
+    srch.add_argument("--max-cost", type=float, default=None,
+                      help="stop before the summed cost passes this (simulated seconds of training with --table, "
+                           "e.g. 12000; default: no limit)")
     srch.add_argument("--seed", type=int, default=0, help="seed of the strategy and of the training runs")
     srch.add_argument("--checkpoint", default=None,
                       help="JSON file saved after each evaluation; rerun the same command to resume (default: none)")
     srch.add_argument("--objective", default=None,
                       help=f"metric to maximise (default: val_acc; with --evaluator proxy, the proxy). train: "
                            f"{', '.join(EVALUATORS['train'].metrics)}; table: "
-                           f"{', '.join(EVALUATORS['table'].metrics)}; proxy: the proxy or params")
+                           f"{', '.join(EVALUATORS['table'].metrics)} (a published table such as {PUBLISHED[0]}: "
+                           f"its columns, which `benchmark query` prints); proxy: the proxy or params")
     srch.add_argument("--table", default=None,
-                      help="benchmark table for --evaluator table (implies it): a .json.gz file or a shipped name; "
-                           "it must hold every cell (default: nb201_mnist14, which does)")
+                      help=f"benchmark table for --evaluator table (implies it): a .json.gz file or a shipped name "
+                           f"({tables}); it must hold every cell (default: nb201_mnist14, which does)")
     srch.add_argument("--proxy", default=None, help="with --evaluator proxy: naswot (default), synflow, snip, "
                                                      "grad_norm or params")
     srch.add_argument("--reward-cost", choices=("params", "flops", "latency"), default=None,
@@ -285,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     srch.add_argument("--top", type=int, default=5, help="rows of the results table (distinct architectures)")
     srch.set_defaults(run=_search)
 
-    bench = sub.add_parser("benchmark", help="build, pack or query the toolkit's NAS benchmark")
+    bench = sub.add_parser("benchmark", help="build, pack or query a NAS benchmark table (the toolkit's, or the "
+                                            "published NAS-Bench-201 results)")
     bsub = bench.add_subparsers(dest="action", required=True)
     b = bsub.add_parser("build", help="train every unique NAS-Bench-201 cell; resumes where it stopped",
                         formatter_class=_DefaultsShown)
@@ -305,11 +314,12 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=_bench_pack)
     q = bsub.add_parser("query", help="metrics of one cell, e.g. '|nor_conv_3x3~0|+|...|+|...|'",
                         formatter_class=_DefaultsShown)
-    q.add_argument("table", help="a .json.gz file, or a shipped table's name such as nb201_mnist14")
+    q.add_argument("table", help=f"a .json.gz file, or a shipped table's name: {tables}")
     q.add_argument("arch", help="the cell's string form, as `dfl search` prints it: "
                                 "'|op~0|+|op~0|op~1|+|op~0|op~1|op~2|'")
     q.add_argument("--seed", type=int, default=None,
-                   help="one training seed's metrics (default: the mean over the table's seeds)")
+                   help="one training seed's metrics (default: the mean over the table's seeds; published tables "
+                        "have one value per cell, so no seed)")
     q.set_defaults(run=_bench_query)
 
     assign = sub.add_parser("assignments", help="release student copies of assignments, grade submissions")

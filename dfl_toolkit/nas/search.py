@@ -9,10 +9,20 @@ rebuilt from the same seed and asked again, and each trial already in the checkp
 recorded result instead of being re-evaluated. A strategy that draws all its randomness from the
 ``rng`` it is given therefore ends exactly as an uninterrupted run would, and no finished
 evaluation is ever redone or lost.
+
+A search stops after ``budget`` evaluations, or when its summed cost would pass ``max_cost`` (a simulated
+time budget, as NAS-Bench-201's 12,000 s), whichever comes first.
+
+Multi-fidelity: an evaluator may declare ``fidelities`` (names, cheapest first; the last is the full one, what
+a call without ``fidelity`` gives) and accept ``evaluator(arch, seed, fidelity=name)``, which returns that
+fidelity's metrics under the usual names and its own ``cost``. A strategy that declares ``multi_fidelity = True``
+gets them in ``setup(..., fidelities=...)`` and asks ``(arch, fidelity)`` pairs. Each trial records its fidelity
+(None: the full one); only full-fidelity trials count for ``best`` and ``incumbent``.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import time
@@ -28,7 +38,7 @@ from ..runtime import check_seed, check_threads, derive_seed, torch_threads
 from .spaces.base import Arch, SearchSpace
 
 FORMAT = "dfl_toolkit.search/1"
-Evaluator = Callable[[Arch, int], dict[str, Any]]
+Evaluator = Callable[..., dict[str, Any]]  # (arch, seed) -> metrics; also (arch, seed, fidelity=name) with fidelities
 
 
 def fitness(result: dict[str, Any], objective: str) -> float:
@@ -46,7 +56,9 @@ class Strategy(Protocol):
     """What the search loop needs from a strategy.
 
     ``setup`` is called once with the space, the objective's name and a seeded ``random.Random``;
-    all randomness must come from it (or from torch generators seeded from it).
+    all randomness must come from it (or from torch generators seeded from it). A strategy with
+    ``multi_fidelity = True`` is also given ``fidelities=`` (the evaluator's, cheapest first; ``(None,)`` for an
+    evaluator with one) and its ``ask()`` returns ``(arch, fidelity)``; results are told in ask order.
     """
 
     name: str
@@ -65,6 +77,7 @@ class Trial:
     arch: str
     result: dict[str, Any]
     cost: float  # seconds the evaluation took (or its simulated cost, for tabular evaluators)
+    fidelity: str | None = None  # None: the full fidelity; else the cheaper fidelity it was evaluated at
 
     @property
     def failed(self) -> bool:
@@ -85,10 +98,11 @@ class SearchResult:
 
     @property
     def best(self) -> Trial:
-        """The trial with the highest objective (the earliest among ties)."""
-        if not self.trials:
-            raise ValueError("the search has no trials yet")
-        return max(self.trials, key=lambda t: (self.score(t), -t.number))
+        """The full-fidelity trial with the highest objective (the earliest among ties)."""
+        full = [t for t in self.trials if t.fidelity is None]
+        if not full:
+            raise ValueError("the search has no full-fidelity trials yet")
+        return max(full, key=lambda t: (self.score(t), -t.number))
 
     @property
     def best_arch(self) -> Arch:
@@ -98,13 +112,14 @@ class SearchResult:
         """Best objective so far after each trial (the curve search progress plots show).
 
         With ``metric`` (e.g. ``"test_acc"``), the value of that metric for the incumbent chosen
-        by the objective: the honest "what would I report" curve.
+        by the objective: the honest "what would I report" curve. Only full-fidelity trials count; minus
+        infinity until the first one.
         """
         out, best = [], None
         for t in self.trials:
-            if best is None or self.score(t) > self.score(best):
+            if t.fidelity is None and (best is None or self.score(t) > self.score(best)):
                 best = t
-            out.append(self.score(best, metric))
+            out.append(float("-inf") if best is None else self.score(best, metric))
         return out
 
     def cumulative_cost(self) -> list[float]:
@@ -123,9 +138,9 @@ class SequentialExecutor:
 
     workers = 1
 
-    def map(self, evaluator: Evaluator, jobs: Sequence[tuple[Arch, int]]):
-        for i, (arch, seed) in enumerate(jobs):
-            yield i, _timed(evaluator, arch, seed)
+    def map(self, evaluator: Evaluator, jobs: Sequence[tuple[Arch, int, str | None]]):
+        for i, job in enumerate(jobs):
+            yield i, _timed(evaluator, *job)
 
     def close(self) -> None:
         pass
@@ -142,8 +157,8 @@ def _init_worker(evaluator: Evaluator, threads: int) -> None:
     _WORKER_EVALUATOR = evaluator
 
 
-def _worker_call(arch: Arch, seed: int) -> tuple[dict[str, Any], float]:
-    return _timed(_WORKER_EVALUATOR, arch, seed)
+def _worker_call(arch: Arch, seed: int, fidelity: str | None) -> tuple[dict[str, Any], float]:
+    return _timed(_WORKER_EVALUATOR, arch, seed, fidelity)
 
 
 class ProcessExecutor:
@@ -158,7 +173,7 @@ class ProcessExecutor:
         self._pool: ProcessPoolExecutor | None = None
         self._evaluator: Evaluator | None = None
 
-    def map(self, evaluator: Evaluator, jobs: Sequence[tuple[Arch, int]]):
+    def map(self, evaluator: Evaluator, jobs: Sequence[tuple[Arch, int, str | None]]):
         import multiprocessing as mp
 
         if self._pool is None or self._evaluator is not evaluator:
@@ -166,7 +181,7 @@ class ProcessExecutor:
             self._pool = ProcessPoolExecutor(self.workers, mp.get_context("spawn"), _init_worker,
                                              (evaluator, self.threads))
             self._evaluator = evaluator
-        futures = {self._pool.submit(_worker_call, arch, seed): i for i, (arch, seed) in enumerate(jobs)}
+        futures = {self._pool.submit(_worker_call, *job): i for i, job in enumerate(jobs)}
         for f in as_completed(futures):
             yield futures[f], f.result()
 
@@ -176,10 +191,10 @@ class ProcessExecutor:
             self._pool = None
 
 
-def _timed(evaluator: Evaluator, arch: Arch, seed: int) -> tuple[dict[str, Any], float]:
+def _timed(evaluator: Evaluator, arch: Arch, seed: int, fidelity: str | None = None) -> tuple[dict[str, Any], float]:
     t0 = time.perf_counter()
     try:
-        result = dict(evaluator(arch, seed))
+        result = dict(evaluator(arch, seed) if fidelity is None else evaluator(arch, seed, fidelity=fidelity))
     except Exception as err:  # noqa: BLE001 - a broken architecture is a failed trial, not a crash
         result = {"failed": True, "error": f"{type(err).__name__}: {err}"}
     elapsed = time.perf_counter() - t0
@@ -196,26 +211,58 @@ def _read_checkpoint(path: Path, config: dict[str, Any]) -> dict[int, Trial]:
     trials = {}
     for i, t in enumerate(data.get("trials") if isinstance(data.get("trials"), list) else [None]):
         ok = (isinstance(t, dict) and isinstance(t.get("number"), int) and isinstance(t.get("arch"), str)
-              and isinstance(t.get("result"), dict) and isinstance(t.get("cost"), (int, float)))
-        if not ok or set(t) != {"number", "arch", "result", "cost"}:
+              and isinstance(t.get("result"), dict) and isinstance(t.get("cost"), (int, float))
+              and isinstance(t.get("fidelity", ""), str))
+        if not ok or set(t) - {"fidelity"} != {"number", "arch", "result", "cost"}:
             raise CheckpointError(f"search checkpoint {path} is damaged: trial entry {i} is not "
-                                  f"{{number, arch, result: {{...}}, cost}} (got {str(t)[:120]}); {START_OVER}")
+                                  f"{{number, arch, result: {{...}}, cost[, fidelity]}} (got {str(t)[:120]}); "
+                                  f"{START_OVER}")
         trials[t["number"]] = Trial(**t)
     return trials
 
 
-def search(space: SearchSpace, strategy: Strategy, evaluator: Evaluator, budget: int, *, seed: int = 0,
-           objective: str = "val_acc", batch_size: int = 1,
+def _entry(trial: Trial) -> dict[str, Any]:
+    """A trial as the checkpoint stores it (``fidelity`` only when it is not the full one)."""
+    out = {"number": trial.number, "arch": trial.arch, "result": trial.result, "cost": trial.cost}
+    return out if trial.fidelity is None else {**out, "fidelity": trial.fidelity}
+
+
+def _query(space: SearchSpace, asked: Any, strategy: Strategy, fidelities: tuple[str, ...]) -> tuple[Arch, str | None]:
+    """What a strategy asked, as (validated arch, fidelity or None for the full one)."""
+    if not getattr(strategy, "multi_fidelity", False):
+        return space.validate(asked), None
+    if not (isinstance(asked, tuple) and len(asked) == 2):
+        raise UsageError(f"strategy {strategy.name} is multi_fidelity, so its ask() returns (arch, fidelity); "
+                         f"got {asked!r}")
+    arch, fidelity = asked
+    ladder = fidelities or (None,)
+    if fidelity not in ladder:
+        raise UsageError(f"strategy {strategy.name} asked for fidelity {fidelity!r}; the evaluator offers "
+                         f"{', '.join(map(repr, ladder))}")
+    return space.validate(arch), None if fidelity == ladder[-1] else fidelity
+
+
+def search(space: SearchSpace, strategy: Strategy, evaluator: Evaluator, budget: int | None = None, *,
+           max_cost: float | None = None, seed: int = 0, objective: str = "val_acc", batch_size: int = 1,
            executor: SequentialExecutor | ProcessExecutor | None = None,
            checkpoint: str | os.PathLike | None = None, resume: bool = True, progress: bool = True,
            callbacks: Sequence[Callable[[SearchResult], None]] = (), threads: int | None = 1) -> SearchResult:
-    """Run ``strategy`` on ``space`` for ``budget`` evaluations and return every trial.
+    """Run ``strategy`` on ``space`` for ``budget`` evaluations, or until their summed cost would pass
+    ``max_cost``, and return every trial.
 
+    - ``budget``: the number of evaluations (at any fidelity, each counts one). ``max_cost``: the compute the
+      search may spend, in the unit of the evaluator's ``cost`` (a table's: simulated training seconds;
+      NAS-Bench-201's protocol is 12,000 s on CIFAR-10). Rule: trials are counted in ask order while their
+      summed cost stays <= ``max_cost``; the first one that would take it past ends the search and is not
+      counted or told (a real run would have been stopped when the time ran out). It stays in the checkpoint,
+      so a resume with a larger ``max_cost`` does not evaluate it again. Give either or both (then whichever
+      comes first).
     - ``evaluator(arch, seed) -> dict`` returns metrics including ``objective`` (maximised; an evaluator that
       declares ``metrics``, as the toolkit's do, has the objective checked against them before any evaluation);
       ``failed=True`` (or an exception) marks a failed trial, ranked last. An evaluator with a
       ``config() -> dict`` method (the toolkit's have one) has it stored in the checkpoint, so a
-      checkpoint made with another training budget or table is refused instead of replayed.
+      checkpoint made with another training budget or table is refused instead of replayed. An evaluator
+      that declares ``fidelities`` serves multi-fidelity strategies (see the module's docstring).
     - ``batch_size`` architectures are asked before their results are told (for parallel executors).
     - ``checkpoint``: a JSON file updated after each evaluation; re-running resumes from it.
     - ``callbacks`` are called with the result so far after each batch (e.g. a live plot).
@@ -227,9 +274,17 @@ def search(space: SearchSpace, strategy: Strategy, evaluator: Evaluator, budget:
         >>> space = CellSpace()
         >>> result = search(space, RegularizedEvolution(), TabularEvaluator(bench), budget=100, seed=0)
         >>> space.to_str(result.best_arch), result.best.result["test_acc"]
+        >>> timed = search(space, LocalSearch(), TabularEvaluator(bench), max_cost=12000.0)  # simulated seconds
     """
-    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
-        raise UsageError(f"budget is the number of evaluations: a positive int, got {budget!r}")
+    if budget is None and max_cost is None:
+        raise UsageError("give budget (the number of evaluations), max_cost (the summed cost the search may spend, "
+                         "e.g. 12000.0 simulated seconds on a table), or both")
+    if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool) or budget < 1):
+        raise UsageError(f"budget is the number of evaluations: a positive int (or None with max_cost), got {budget!r}")
+    if max_cost is not None and (isinstance(max_cost, bool) or not isinstance(max_cost, (int, float))
+                                 or not 0 < max_cost < math.inf):
+        raise UsageError(f"max_cost is the summed cost a search may spend, in its evaluator's cost unit (simulated "
+                         f"seconds for a table): a positive finite number, got {max_cost!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"batch_size must be a positive int, got {batch_size!r}")
     check_seed(seed)
@@ -242,6 +297,7 @@ def search(space: SearchSpace, strategy: Strategy, evaluator: Evaluator, budget:
         if not callable(getattr(strategy, method, None)):
             raise TypeError(f"strategy {type(strategy).__name__} has no {method}(); a strategy implements "
                             f"setup, ask, tell and config")
+    fidelities = tuple(getattr(evaluator, "fidelities", None) or ())  # cheapest first; the last is the full one
     config = {"space": space.name, "strategy": strategy.name, "strategy_config": strategy.config(),
               "objective": objective, "seed": seed, "batch_size": batch_size}
     if callable(getattr(evaluator, "config", None)):  # so a checkpoint of another budget or table is refused
@@ -258,48 +314,67 @@ def search(space: SearchSpace, strategy: Strategy, evaluator: Evaluator, budget:
                                   f"{path / 'search.json'}")
     recorded = _read_checkpoint(path, config) if path is not None and resume and path.exists() else {}
     with torch_threads(threads):
-        strategy.setup(space, objective, random.Random(seed))
+        if getattr(strategy, "multi_fidelity", False):
+            strategy.setup(space, objective, random.Random(seed), fidelities=fidelities or (None,))
+        else:
+            strategy.setup(space, objective, random.Random(seed))
     result = SearchResult(space, objective, config=config)
     executor = executor or SequentialExecutor()
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=budget, desc=f"{strategy.name} search", disable=not progress,
-               initial=min(len(recorded), budget))
-    best = float("-inf")  # the best objective so far, for the bar
+    by_cost = max_cost is not None  # the bar counts the summed cost, else evaluations
+    bar = tqdm(total=max_cost if by_cost else budget, disable=not progress,
+               desc=f"{strategy.name} search" + (f" (max_cost {max_cost:g})" if by_cost else ""),
+               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} cost [{elapsed}{postfix}]" if by_cost else None)
+    spent, best, done = 0.0, float("-inf"), False  # summed cost; best full-fidelity objective, for the bar
     try:
-        while len(result.trials) < budget:
+        while not done:
             start = len(result.trials)
             with torch_threads(threads):
-                archs = [space.validate(strategy.ask()) for _ in range(min(batch_size, budget - start))]
+                queries = [_query(space, strategy.ask(), strategy, fidelities)
+                           for _ in range(batch_size if budget is None else min(batch_size, budget - start))]
             todo = []
-            for k, arch in enumerate(archs):
+            for k, (arch, fidelity) in enumerate(queries):
                 old = recorded.get(start + k)
-                if old is not None and old.arch != space.to_str(arch):
-                    raise CheckpointError(f"checkpoint {path} does not replay: trial {start + k} was {old.arch}, "
-                                          f"the strategy now asks {space.to_str(arch)}; {START_OVER}")
+                if old is not None and (old.arch, old.fidelity) != (space.to_str(arch), fidelity):
+                    raise CheckpointError(f"checkpoint {path} does not replay: trial {start + k} was {old.arch} "
+                                          f"(fidelity {old.fidelity or 'full'}), the strategy now asks "
+                                          f"{space.to_str(arch)} (fidelity {fidelity or 'full'}); {START_OVER}")
                 if old is None:
-                    todo.append((start + k, arch))
-            jobs = [(arch, derive_seed(seed, n)) for n, arch in todo]
+                    todo.append((start + k, arch, fidelity))
+            jobs = [(arch, derive_seed(seed, n), fidelity) for n, arch, fidelity in todo]
             for i, (res, cost) in executor.map(evaluator, jobs):
-                n, arch = todo[i]
-                recorded[n] = Trial(n, space.to_str(arch), res, cost)
+                n, arch, fidelity = todo[i]
+                recorded[n] = Trial(n, space.to_str(arch), res, cost, fidelity)
                 if path is not None:  # saved as soon as it finishes, even before it is told
-                    write_json(path, {"format": FORMAT, "config": config,
-                                      "trials": [recorded[k].__dict__ for k in sorted(recorded)]})
-                bar.update(1)
-            for k, arch in enumerate(archs):
+                    write_json(path, {"format": FORMAT, "config": config, "budget": budget, "max_cost": max_cost,
+                                      "trials": [_entry(recorded[k]) for k in sorted(recorded)]})
+            for k, (arch, _) in enumerate(queries):
                 trial = recorded[start + k]
+                if by_cost and budget is None and not trial.cost > 0:
+                    raise UsageError(f"max_cost without a budget needs evaluations that cost something; trial "
+                                     f"{trial.number} cost {trial.cost}: give a budget (evaluations) too")
+                if by_cost and spent + trial.cost > max_cost:
+                    done = True  # the first trial that does not fit ends the search
+                    break
                 if not trial.failed and objective not in trial.result:
                     raise UsageError(f"objective {objective!r} is not among the evaluator's results; they hold "
                                      f"{', '.join(sorted(trial.result))}")
                 result.trials.append(trial)
+                spent += trial.cost
                 with torch_threads(threads):
                     strategy.tell(arch, trial.result)
+                bar.update(trial.cost if by_cost else 1)
+                if trial.fidelity is None:
+                    best = max(best, result.score(trial))
+            done = done or (budget is not None and len(result.trials) >= budget)
             if progress:
-                best = max(best, max(result.score(t) for t in result.trials[start:]))
-                bar.set_postfix({f"best {objective}": f"{best:.4f}"})
+                bar.set_postfix({"evaluations": len(result.trials), f"best {objective}": f"{best:.4f}"})
             for cb in callbacks:
                 cb(result)
+        if by_cost:  # stopped short of max_cost (the next trial did not fit): a finished bar, not a broken one
+            bar.total = bar.n
+            bar.refresh()
     finally:
         bar.close()
     return result

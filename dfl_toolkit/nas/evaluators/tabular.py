@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ...errors import UnknownNameError
 from ..spaces.base import Arch
 
 if TYPE_CHECKING:
@@ -22,6 +23,9 @@ class TabularEvaluator:
       is one training run (the search signal), ``test_acc`` and ``mean_test_acc`` the mean over NATS-Bench's seeds.
 
     ``metrics`` declares what every evaluation returns, for the table given (an objective must be one of them).
+    A published table also has two ``fidelities``: ``"12ep"`` (the cheap one: ``val_acc`` is the 12-epoch
+    validation accuracy and ``cost`` its training time; nothing else) and ``"200ep"`` (the full one, the default),
+    for multi-fidelity strategies such as successive halving.
 
     Example:
         >>> ev = TabularEvaluator(Benchmark.load("nb201_cifar10"))
@@ -37,14 +41,21 @@ class TabularEvaluator:
         self.seeds = list(bench.seeds)
         if not self.seeds:  # a published table: its columns (its proxies only exist for some cells)
             self.metrics = ("val_acc", *(k for k in bench.meta["columns"] if k != "val_acc"), "mean_test_acc")
+            self.fidelities = ("12ep", "200ep")  # cheapest first, the full one last (see search)
 
     def config(self) -> dict[str, Any]:
         """What a search checkpoint records about this evaluator: which table (by checksum)."""
         return {"evaluator": self.name, "table_sha256": self.bench.meta["sha256"]}
 
-    def __call__(self, arch: Arch, seed: int = 0) -> dict[str, Any]:
+    def __call__(self, arch: Arch, seed: int = 0, fidelity: str | None = None) -> dict[str, Any]:
+        if fidelity not in (None, *getattr(self, "fidelities", ())):
+            raise UnknownNameError(f"fidelity of {self.bench.meta.get('name', 'this table')}:", fidelity,
+                                   getattr(self, "fidelities", ()) or ["none (a toolkit table has one)"])
         if not self.seeds:
             row = self.bench.query(arch)
+            if fidelity == "12ep":
+                return {"val_acc": row["val_acc_12ep"], "train_time": row["train_time_12ep"],
+                        "cost": row["train_time_12ep"]}
             return {**row, "mean_test_acc": row["test_acc"], "cost": row["train_time"]}
         one = self.bench.query(arch, seed=self.seeds[seed % len(self.seeds)])
         mean = self.bench.query(arch)
