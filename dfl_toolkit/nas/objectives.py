@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from ..errors import UnknownNameError, UsageError
 from .spaces.base import Arch
 
@@ -17,19 +19,30 @@ from .spaces.base import Arch
 def pareto_front(points: Sequence[Sequence[float]], maximize: Sequence[bool]) -> list[int]:
     """Indices of the non-dominated points. ``maximize[k]`` says whether objective k is to be maximised.
 
-    A point is dominated when another is at least as good on every objective and better on one.
+    A point is dominated when another is at least as good on every objective and better on one. With two
+    objectives, only the best point of each value of the first can be on the front, so a table's 15,625 cells
+    (28 parameter counts) take milliseconds.
 
     Example:
         >>> pareto_front([(0.9, 100), (0.8, 50), (0.7, 80)], maximize=(True, False))
         [0, 1]
     """
-    signed = [[v if up else -v for v, up in zip(p, maximize, strict=True)] for p in points]
-    front = []
-    for i, p in enumerate(signed):
-        dominated = any(all(q_k >= p_k for q_k, p_k in zip(q, p, strict=True)) and q != p for q in signed)
-        if not dominated:
-            front.append(i)
-    return front
+    if len(points) == 0:
+        return []
+    signed = np.asarray(points, dtype=float)
+    if signed.ndim != 2 or signed.shape[1] != len(maximize):
+        raise ValueError(f"points must each have one value per objective ({len(maximize)}), got shape "
+                         f"{signed.shape}")
+    signed = signed * np.where(np.asarray(maximize, dtype=bool), 1.0, -1.0)
+    candidates = np.arange(len(signed))
+    if signed.shape[1] == 2 and np.isfinite(signed).all():  # the rest is dominated by its group's best
+        _, group = np.unique(signed[:, 0], return_inverse=True)
+        best = np.full(group.max() + 1, -np.inf)
+        np.maximum.at(best, group, signed[:, 1])
+        candidates = np.flatnonzero(signed[:, 1] == best[group])
+    rest = signed[candidates]
+    return [int(i) for i in candidates
+            if not np.any(np.all(rest >= signed[i], axis=1) & np.any(rest > signed[i], axis=1))]
 
 
 def mnas_reward(accuracy: float, cost: float, target: float, alpha: float = -0.07, beta: float = -0.07) -> float:

@@ -148,7 +148,7 @@ def pareto(x: Sequence[float], y: Sequence[float], xlabel: str = "parameters", y
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if x.shape != y.shape or x.ndim != 1:
         raise ShapeError(f"x and y must be 1-D of the same length, got {x.shape} and {y.shape}")
-    front = sorted(_front_2d(x, y, maximize), key=lambda i: x[i])
+    front = sorted(pareto_front(np.stack([x, y], 1), maximize), key=lambda i: x[i])
     fig, ax = _new_ax(ax, (6, 4))
     ax.scatter(x, y, s=6, color="grey", alpha=0.3, label=f"{len(x)} architectures")
     ax.plot(x[front], y[front], "o-", color="C3", ms=4, label=f"Pareto front ({len(front)})")
@@ -158,21 +158,6 @@ def pareto(x: Sequence[float], y: Sequence[float], xlabel: str = "parameters", y
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
-
-
-def _front_2d(x: np.ndarray, y: np.ndarray, maximize: tuple[bool, bool]) -> list[int]:
-    """:func:`pareto_front` of the points (x, y), the same indices, computed only among the points whose y is the
-    best of those sharing their x: any other point is dominated by one of those. Fast where x takes few values
-    (the 15,625 cells of a table have 28 parameter counts); with no repeated x it is pareto_front itself."""
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        return pareto_front(np.stack([x, y], 1).tolist(), maximize)
-    signed = y if maximize[1] else -y
-    values, group = np.unique(x, return_inverse=True)
-    best = np.full(len(values), -np.inf)
-    np.maximum.at(best, group, signed)
-    candidates = np.flatnonzero(signed == best[group])
-    front = pareto_front(np.stack([x[candidates], y[candidates]], 1).tolist(), maximize)
-    return [int(candidates[i]) for i in front]
 
 
 def alphas(result: DartsResult, title: str | None = None) -> Figure:
