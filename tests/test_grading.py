@@ -352,3 +352,22 @@ def test_without_bwrap_auto_mode_warns_loudly(monkeypatch):
     box = detect("auto")
     assert box.mode == "none" and box.describe().startswith("NO SANDBOX: bubblewrap (bwrap) is not installed")
     assert os.environ.get("DFL_REQUIRE_SANDBOX") is None
+
+
+@pytest.mark.skipif(not __import__("shutil").which("bwrap"), reason="bubblewrap is not installed")
+def test_a_toolkit_installed_under_tmp_is_visible_inside_the_sandbox(tmp_path):
+    """A clone (and its venv) under /tmp, as a fresh CI checkout may be: the sandbox's private /tmp must not cover
+    the read-only binds of the venv and the toolkit (it did: `execvp .../.venv/bin/python: No such file`)."""
+    import subprocess
+
+    from dfl_toolkit.classroom.sandbox import Limits, bwrap_args, environment
+
+    installed = tmp_path / "clone" / ".venv"
+    installed.mkdir(parents=True)
+    (installed / "marker.txt").write_text("visible")
+    job = tmp_path / "job"
+    job.mkdir()
+    args = [a.replace("{job}", str(job)) for a in bwrap_args([str(tmp_path / "clone")], [], Limits(),
+                                                               environment("/home/student", "/tmp"))]
+    p = subprocess.run([*args, "/bin/cat", str(installed / "marker.txt")], capture_output=True, text=True, timeout=60)
+    assert p.stdout == "visible", p.stderr

@@ -142,6 +142,12 @@ def bwrap_args(binds: list[str], hidden: list[str], limits: Limits, env: dict[st
         elif p.is_dir():
             args += ["--ro-bind", str(p), str(p)]
     args += ["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
+    # the private filesystems before the binds: a venv or clone under /tmp is then bound over the private /tmp
+    # instead of being covered by it (bwrap mounts in order)
+    args += ["--dev", "/dev", "--proc", "/proc",
+             "--size", str(limits.tmp_bytes), "--perms", "1777", "--tmpfs", "/tmp",
+             "--size", str(64 * 2**20), "--perms", "1777", "--tmpfs", "/dev/shm",
+             "--size", str(limits.tmp_bytes), "--perms", "1777", "--tmpfs", HOME]
     parents = sorted({str(a) for b in binds for a in Path(b).parents if str(a) != "/"}, key=lambda s: s.count("/"))
     for d in parents:  # bwrap makes missing parents 0700: make them traversable for the dropped uid
         args += ["--perms", "0755", "--dir", d]
@@ -153,11 +159,7 @@ def bwrap_args(binds: list[str], hidden: list[str], limits: Limits, env: dict[st
     cpu = Path("/sys/devices/system/cpu")
     if cpu.is_dir():  # torch reads the CPU list here
         args += ["--ro-bind", str(cpu), str(cpu)]
-    args += ["--dev", "/dev", "--proc", "/proc",
-             "--size", str(limits.tmp_bytes), "--perms", "1777", "--tmpfs", "/tmp",
-             "--size", str(64 * 2**20), "--perms", "1777", "--tmpfs", "/dev/shm",
-             "--size", str(limits.tmp_bytes), "--perms", "1777", "--tmpfs", HOME,
-             "--ro-bind", "{job}", "/job", "--chdir", HOME]
+    args += ["--ro-bind", "{job}", "/job", "--chdir", HOME]
     for k, v in env.items():
         args += ["--setenv", k, v]
     return args
