@@ -3,7 +3,7 @@
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import dfl_toolkit as dfl
 
@@ -209,3 +209,58 @@ def test_a_diverged_fit_ends_with_a_red_bar(notebook_bars):
     x = torch.randn(64, 4)
     dfl.fit(nn.Linear(4, 1), TensorDataset(x, x.sum(1, keepdim=True) * 1e3), epochs=20, lr=1e3, optimizer="sgd")
     assert _style(notebook_bars[0]) == "danger" and "diverged" in notebook_bars[0].desc
+
+
+class _TwoInputs(Dataset):
+    """(source, target-in) pairs: the model sees both, like a translation model under teacher forcing."""
+
+    def __init__(self):
+        g = torch.Generator().manual_seed(0)
+        self.a, self.b = torch.randn(96, 4, generator=g), torch.randn(96, 4, generator=g)
+        self.y = ((self.a - self.b).sum(1) > 0).long()
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return (self.a[i], self.b[i]), self.y[i]
+
+
+class _Difference(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Linear(4, 2)
+
+    def forward(self, a, b):
+        return self.net(a - b)
+
+
+def test_fit_evaluate_predict_take_models_with_several_inputs():
+    data = _TwoInputs()
+    dfl.seed_everything(0)
+    model = _Difference()
+    h = dfl.fit(model, data, data, epochs=15, lr=5e-2, progress=False)
+    assert h["val_acc"][-1] > 0.9
+    assert dfl.evaluate(model, data)["acc"] == h["val_acc"][-1]
+    logits, y = dfl.predict(model, data, return_targets=True)
+    assert logits.shape == (96, 2) and torch.equal(y, data.y)
+
+
+def test_a_model_returning_a_tuple_trains_with_its_own_loss():
+    class Both(nn.Module):  # e.g. a VAE: reconstruction and a penalty, combined by the loss
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, x):
+            out = self.lin(x)
+            return out, out.pow(2).mean()
+
+    class Loss(nn.Module):
+        def forward(self, out, y):
+            return nn.functional.mse_loss(out[0], y) + 0.01 * out[1]
+
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(1))
+    dfl.seed_everything(0)
+    h = dfl.fit(Both(), TensorDataset(x, x), TensorDataset(x, x), epochs=20, lr=5e-2, loss_fn=Loss(), progress=False)
+    assert h["val_loss"][-1] < h["val_loss"][0] / 2 and "val_acc" not in h.last

@@ -35,6 +35,16 @@ def _as_loader(data: Data, batch_size: int, shuffle: bool, name: str) -> DataLoa
     raise TypeError(f"{name} must be a torch DataLoader or Dataset, got {type(data).__name__}{hint}")
 
 
+def _to_device(x: torch.Tensor | Sequence[torch.Tensor], device: torch.device) -> torch.Tensor | tuple:
+    """A batch's inputs on ``device``: one tensor, or a tuple of tensors (a model with several inputs)."""
+    return tuple(t.to(device) for t in x) if isinstance(x, (tuple, list)) else x.to(device)
+
+
+def _forward(model: nn.Module, x: torch.Tensor | tuple) -> Any:
+    """``model(x)``, or ``model(*x)`` when the data yields several inputs (e.g. source and target tokens)."""
+    return model(*x) if isinstance(x, tuple) else model(x)
+
+
 def _default_loss(y: torch.Tensor) -> nn.Module:
     return nn.MSELoss() if y.is_floating_point() else nn.CrossEntropyLoss()
 
@@ -45,6 +55,9 @@ def run_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module | None, d
     """One pass over ``loader``: trains when an optimizer is given (stepping ``scheduler`` after every
     batch), else only measures.
 
+    Each batch is ``(x, y)``: ``x`` a tensor, or a tuple of tensors passed as ``model(*x)``; ``y`` a
+    tensor; the loss is ``loss_fn(model(x), y)``, so a model may return anything its loss understands.
+
     Returns mean ``loss`` and, for integer targets, ``acc``; ``loss`` is nan if training diverged.
     """
     training = optimizer is not None
@@ -52,9 +65,9 @@ def run_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module | None, d
     total_loss, correct, seen, classify = 0.0, 0, 0, False
     with torch.set_grad_enabled(training):
         for x, y in loader:
-            x, y = x.to(device), y.to(device)
+            x, y = _to_device(x, device), y.to(device)
             loss_fn = loss_fn or _default_loss(y)
-            out = model(x)
+            out = _forward(model, x)
             loss = loss_fn(out, y)
             if not torch.isfinite(loss):
                 return {"loss": math.nan}
@@ -69,7 +82,7 @@ def run_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module | None, d
             n = len(y)
             total_loss += loss.item() * n
             seen += n
-            if not y.is_floating_point() and out.dim() == 2:
+            if isinstance(out, torch.Tensor) and not y.is_floating_point() and out.dim() == 2:
                 classify = True
                 correct += (out.argmax(1) == y).sum().item()
     if seen == 0:
@@ -263,7 +276,7 @@ def predict(model: nn.Module, data: Data, *, device: str | torch.device | None =
     outs, ys = [], []
     with torch.no_grad():
         for x, y in _as_loader(data, batch_size, False, "data"):
-            outs.append(model(x.to(dev)).cpu())
+            outs.append(_forward(model, _to_device(x, dev)).cpu())
             ys.append(y)
     if not outs:
         raise ValueError("the data is empty: nothing to predict")
