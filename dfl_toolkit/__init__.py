@@ -51,7 +51,7 @@ from .runtime import by_mode, data_dir, get_device, quick_mode, seed_everything,
 from .train import History, evaluate, fit, predict
 
 __version__ = "0.1.0"
-LAZY = ("viz", "widgets", "nas", "classroom")  # subpackages imported on first use
+LAZY = ("viz", "widgets", "nas", "classroom", "applications")  # subpackages imported on first use
 
 __all__ = [
     "Backbone", "CharRNN", "CheckpointError", "ConvNet", "DFLError", "DatasetInfo", "DatasetSplits",

@@ -8,7 +8,8 @@ import dfl_toolkit as dfl
 from dfl_toolkit.errors import UsageError
 
 IMAGE_SETS = {"mnist5k": (1, 28, 28), "digits": (1, 8, 8), "mnist1d": (1, 40)}
-OFFLINE = ["mnist5k", "digits", "mnist1d", "sunspots", "co2", "rotten_tomatoes", "dependency"]
+OFFLINE = ["mnist5k", "digits", "mnist1d", "sunspots", "co2", "rotten_tomatoes", "dependency", "mnist_scenes",
+           "number_words"]
 
 
 def stack(ds):
@@ -29,13 +30,19 @@ def test_sizes_shapes_and_labels_match_the_registry(name):
     assert (len(data.train), len(data.val), len(data.test)) == info.sizes
     assert data.input_shape == info.input_shape
     x, y = data.train[0]
-    tokens = name in ("rotten_tomatoes", "dependency")  # padded token ids, not measurements
+    if info.task == "translation":  # ((source ids, decoder input ids), decoder target ids)
+        x = x[0]
+    tokens = name in ("rotten_tomatoes", "dependency", "number_words")  # padded token ids, not measurements
     assert tuple(x.shape) == info.input_shape and x.dtype == (torch.int64 if tokens else torch.float32)
     if info.task == "classification":
         _, ys = stack(data.test)
         if not tokens:
             assert data.classes == [str(i) for i in range(10)]
         assert ys.dtype == torch.int64 and set(ys.tolist()) == set(range(len(data.classes)))
+    elif info.task == "detection":  # rows (class, x1, y1, x2, y2), class -1 pads
+        assert data.classes == [str(i) for i in range(10)] and y.dtype == torch.float32 and y.shape[-1] == 5
+    elif info.task == "translation":
+        assert y.dtype == torch.int64 and y.dim() == 1
     else:
         assert data.classes is None and y.dtype == torch.float32 and y.shape == (1,)
 

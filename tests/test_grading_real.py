@@ -1,5 +1,5 @@
-"""Assignment 02 graded end to end, as in issue 24: the reference solution, and the same trivially wrong answers
-with and without a cell that replaces the checks, the grader's comparison, builtins and torch's and numpy's
+"""Assignments 02 and 05 graded end to end, as in issue 24: the reference solution, and the same trivially wrong
+answers with and without a cell that replaces the checks, the grader's comparison, builtins and torch's and numpy's
 comparisons (IPython hooks and the other cheats are in test_grading.py, on a tiny assignment)."""
 
 from __future__ import annotations
@@ -13,7 +13,13 @@ import pytest
 from dfl_toolkit.classroom import grade
 from dfl_toolkit.classroom.release import parse_check, student_copy
 
-SOURCE = Path(__file__).resolve().parents[1] / "notebooks" / "assignments" / "source" / "02_saliency_sanity.ipynb"
+SOURCES = Path(__file__).resolve().parents[1] / "notebooks" / "assignments" / "source"
+SOURCE = SOURCES / "02_saliency_sanity.ipynb"
+SOURCE_05 = SOURCES / "05_boxes_peaks_and_iou.ipynb"
+WRONG_05 = {  # right shapes, wrong values for q1 and q2; q3 and q4 keep the reference solution
+    "def box_iou(": "def box_iou(a, b):\n    return torch.zeros(len(a), len(b))",
+    "def nms(": "def nms(boxes, scores, iou_threshold):\n    return scores.argsort(descending=True)",
+}
 WRONG = {  # right shapes, wrong values: only the 1-point format checks of q1, q2 and q3 can pass
     "def saliency(": "def saliency(model, x, target):\n    return x.abs()",
     "def ig_completeness(": "def ig_completeness(model, x, target, attributions, baseline):\n"
@@ -39,9 +45,9 @@ np.isclose = lambda a, b, *r, **k: np.ones(np.shape(a), dtype=bool)
 np.allclose = np.array_equal = lambda *a, **k: True'''
 
 
-def variant(src: nbformat.NotebookNode, replace: dict[str, str], cheat: bool) -> nbformat.NotebookNode:
+def variant(src: nbformat.NotebookNode, stem: str, replace: dict[str, str], cheat: bool) -> nbformat.NotebookNode:
     """The source with its hidden checks removed (what a student has), some functions replaced, maybe a cheat."""
-    nb = nbformat.v4.new_notebook(metadata=dict(student_copy(src, SOURCE.stem).metadata))
+    nb = nbformat.v4.new_notebook(metadata=dict(student_copy(src, stem).metadata))
     for c in src.cells:
         if c.cell_type == "code" and (k := parse_check(c.source)) and k.hidden:
             continue
@@ -58,17 +64,26 @@ def variant(src: nbformat.NotebookNode, replace: dict[str, str], cheat: bool) ->
     return nb
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("real")
+def grade_three(source: Path, wrong: dict[str, str], root: Path):
+    """Grade the reference solution (ada), the wrong answers (ben) and the wrong answers plus the cheat (cy)."""
     (root / "source").mkdir()
-    (root / "source" / SOURCE.name).write_bytes(SOURCE.read_bytes())
-    src = nbformat.read(SOURCE, as_version=4)
-    for student, replace, cheat in (("ada", {}, False), ("ben", WRONG, False), ("cy", WRONG, True)):
+    (root / "source" / source.name).write_bytes(source.read_bytes())
+    src = nbformat.read(source, as_version=4)
+    for student, replace, cheat in (("ada", {}, False), ("ben", wrong, False), ("cy", wrong, True)):
         (root / "subs" / student).mkdir(parents=True)
-        nbformat.write(variant(src, replace, cheat), root / "subs" / student / SOURCE.name)
+        nbformat.write(variant(src, source.stem, replace, cheat), root / "subs" / student / source.name)
     grades = grade(root / "subs", root / "source", root / "out", timeout=300, jobs=2, echo=lambda line: None)
     return {g.student: g for g in grades}, root / "out"
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    return grade_three(SOURCE, WRONG, tmp_path_factory.mktemp("real"))
+
+
+@pytest.fixture(scope="module")
+def graded_05(tmp_path_factory):
+    return grade_three(SOURCE_05, WRONG_05, tmp_path_factory.mktemp("real05"))
 
 
 def test_the_reference_solution_scores_full_marks_in_a_sandbox(graded):
@@ -84,3 +99,13 @@ def test_replacing_the_checks_gains_nothing_on_assignment_02(graded):
     assert grades["cy"].scores == grades["ben"].scores
     text = (out / "feedback" / "ben_02_saliency_sanity.md").read_text()
     assert "FAIL q1: saliency matches dfl.explain: " in text and "Hint: take the gradient of the target logit" in text
+
+
+def test_assignment_05_full_marks_and_cheats_gain_nothing(graded_05):
+    grades, out = graded_05
+    assert grades["ada"].scores == {"q1": 3.0, "q2": 4.0, "q3": 3.0, "q4": 2.0}, (
+        out / "feedback" / "ada_05_boxes_peaks_and_iou.md").read_text()
+    assert grades["ben"].scores == {"q1": 0.0, "q2": 0.0, "q3": 3.0, "q4": 2.0}
+    assert grades["cy"].scores == grades["ben"].scores
+    text = (out / "feedback" / "ben_05_boxes_peaks_and_iou.md").read_text()
+    assert "FAIL q1: identical, half-shifted and disjoint boxes" in text

@@ -83,6 +83,20 @@ def test_dependencies_point_one_way(module, forbidden):
     assert not bad, f"{module} imports {bad}"
 
 
+def test_the_applications_sit_on_top_of_the_toolkit_and_beside_each_other():
+    """The core never imports an application, and an application imports no other (only the shared backbone)."""
+    apps = PACKAGE / "applications"
+    for path in PACKAGE.rglob("*.py"):
+        found = {n for n in imports_of(path) if n.startswith("dfl_toolkit.applications")}
+        if apps not in path.parents:
+            assert not found, f"{path.relative_to(PACKAGE)} imports {sorted(found)}"
+        else:
+            allowed = {"dfl_toolkit.applications.backbone", "dfl_toolkit.applications.backbone.SceneBackbone",
+                       "dfl_toolkit.applications.backbone.conv_block"}
+            assert found <= allowed, f"{path.relative_to(PACKAGE)} imports {sorted(found - allowed)}"
+    assert dfl.applications.detection.CenterNet and dfl.applications.translation.GRUTranslator
+
+
 def test_the_imports_helper_can_fail():
     assert "dfl_toolkit.nas.spaces.cell" in imports_of(PACKAGE / "nas/benchmark/table.py")
     assert "dfl_toolkit.checkpoint" in imports_of(PACKAGE / "nas/search.py")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from torch.utils.data import DataLoader
 
 from ..errors import UnknownNameError
-from . import bundled, online, text, timeseries
+from . import bundled, online, pairs, scenes, text, timeseries
 from .splits import DatasetSplits
 
 
@@ -41,6 +41,8 @@ _register(timeseries.load_sunspots, "sunspots", "regression", (20, 1), (202, 43,
 _register(timeseries.load_co2, "co2", "regression", (52, 1), (1562, 334, 336), True)
 _register(text.load_rotten_tomatoes, "rotten_tomatoes", "classification", (48,), (6530, 1000, 1000), True)
 _register(text.dependency_task, "dependency", "classification", (21,), (2800, 600, 600), True)
+_register(scenes.load_mnist_scenes, "mnist_scenes", "detection", (1, 64, 64), (3000, 500, 1000), True)
+_register(pairs.load_number_words, "number_words", "translation", (9,), (3000, 300, 500), True)
 _register(online.load_mnist, "mnist", "classification", (1, 28, 28), (54000, 6000, 10000), False)
 _register(online.load_fashion_mnist, "fashion_mnist", "classification", (1, 28, 28), (54000, 6000, 10000), False)
 _register(online.load_cifar10, "cifar10", "classification", (3, 32, 32), (45000, 5000, 10000), False)
@@ -53,7 +55,8 @@ def list_datasets(offline: bool | None = None) -> list[DatasetInfo]:
 
     Example:
         >>> [d.name for d in list_datasets(offline=True)]
-        ['mnist5k', 'digits', 'mnist1d', 'sunspots', 'co2', 'rotten_tomatoes', 'dependency']
+        ['mnist5k', 'digits', 'mnist1d', 'sunspots', 'co2', 'rotten_tomatoes', 'dependency', 'mnist_scenes',
+         'number_words']
     """
     return [info for _, info in _LOADERS.values() if offline is None or info.offline == offline]
 

@@ -14,15 +14,19 @@ from .evaluators import (
 from .search import ProcessExecutor, SearchResult, SequentialExecutor, Strategy, Trial, fitness, search
 from .spaces import CategoricalSpace, CellSpace, MacroSpace, SearchSpace, compound_scaling
 from .strategies import (
+    Hyperband,
+    LocalSearch,
     OptunaSampler,
     PredictorSearch,
     RandomSearch,
     RegularizedEvolution,
     Reinforce,
+    SuccessiveHalving,
 )
 
 __all__ = [
-    "Benchmark", "CategoricalSpace", "CellSpace", "MacroSpace", "OptunaSampler", "PredictorSearch",
+    "Benchmark", "CategoricalSpace", "CellSpace", "Hyperband", "LocalSearch", "MacroSpace", "OptunaSampler",
+    "PredictorSearch", "SuccessiveHalving",
     "ProcessExecutor", "ProxyEvaluator", "RandomSearch", "RegularizedEvolution", "Reinforce", "SearchResult",
     "SearchSpace",
     "SequentialExecutor", "Strategy", "TabularEvaluator", "TrainBudget", "TrainEvaluator", "Trial", "compound_scaling",
