@@ -371,3 +371,23 @@ def test_a_toolkit_installed_under_tmp_is_visible_inside_the_sandbox(tmp_path):
                                                                environment("/home/student", "/tmp"))]
     p = subprocess.run([*args, "/bin/cat", str(installed / "marker.txt")], capture_output=True, text=True, timeout=60)
     assert p.stdout == "visible", p.stderr
+
+
+def test_cells_skipped_at_the_notebook_time_limit_are_named_in_notes_and_feedback(tmp_path):
+    """CI under load: the runner skipped the last check at the notebook limit and the notes column said nothing."""
+    from dfl_toolkit.classroom.grade import grading_notebook, prepare, score
+    from dfl_toolkit.classroom.sandbox import Limits, RunResult
+
+    write(SOURCE, tmp_path / "source" / "tiny.ipynb")
+    release(tmp_path / "source", tmp_path / "release")
+    a = prepare(tmp_path / "source" / "tiny.ipynb")
+    submitted = nbformat.read(tmp_path / "release" / "tiny.ipynb", as_version=4)
+    cells = grading_notebook(submitted, a.nb).cells
+    last = max(i for i, c in enumerate(cells) if c.metadata["dfl"].get("check") is not None)
+    events = [{"event": "cell", "index": i, "status": "ok", "answers": []} for i in range(last)]
+    events += [{"event": "cell", "index": last, "status": "skipped", "reason": "notebook time limit"},
+               {"event": "done", "seconds": 24.5}]
+    g = score(submitted, a, {}, RunResult(events, 0, False, 25.0), "tina", Limits(cell_seconds=6, notebook_seconds=24))
+    assert g.notes == ["the notebook did not finish within its time limit"]
+    text = "\n".join(g.feedback)
+    assert "Grading stopped early: the notebook did not finish within its time limit (24 s)" in text, text

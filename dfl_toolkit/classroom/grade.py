@@ -236,6 +236,9 @@ def _short_note(event: dict[str, Any], cell: nbformat.NotebookNode) -> str:
     return f"{kind} in {place}"
 
 
+_OUT_OF_TIME = "the notebook did not finish within its time limit ({seconds:g} s)"
+
+
 def score(submitted: nbformat.NotebookNode, a: Assignment, reference: dict[str, list[dict]], run: RunResult,
           student: str, limits: Limits) -> Grade:
     """Compare the run's answers with the reference's specs, question by question; nothing in ``run`` is trusted
@@ -248,13 +251,14 @@ def score(submitted: nbformat.NotebookNode, a: Assignment, reference: dict[str, 
     stops = [_text(e.get("reason", ""), 300) for e in run.events if e.get("event") == "stopped"]
     done = any(e.get("event") == "done" for e in run.events)
     if run.killed:
-        why = f"the notebook did not finish within its time limit ({limits.notebook_seconds:g} s)"
+        why = _OUT_OF_TIME.format(seconds=limits.notebook_seconds)
     elif stops:
         why = stops[0]
     elif not done:
         why = f"the grading run ended early (a crash, or the memory limit of {memory:g} GiB)"
-    else:
-        why = ""
+    else:  # the runner itself may have stopped early: the notebook time limit, or a kernel that ignored interrupts
+        reason = next((e.get("reason", "") for e in events.values() if e.get("status") == "skipped"), "")
+        why = _OUT_OF_TIME.format(seconds=limits.notebook_seconds) if reason == "notebook time limit" else reason
     problems: list[str] = []
     last_problem = ""
     checks: list[str] = []

@@ -95,7 +95,7 @@ def run(job: dict[str, Any], emit: Any) -> None:
             shutil.copyfile(src, dst)
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(c["source"]) for c in job["cells"]]
-    timeout, deadline = float(job["timeout"]), time.monotonic() + float(job["notebook_timeout"])
+    timeout = float(job["timeout"])
     client = _client_class()(nb, timeout=int(timeout), interrupt_on_timeout=True, allow_errors=True,
                              error_on_timeout={"ename": TIMEOUT_ENAME, "evalue": "time limit", "traceback": []},
                              kernel_name="python3", resources={"metadata": {"path": work}},
@@ -104,7 +104,10 @@ def run(job: dict[str, Any], emit: Any) -> None:
     started = time.monotonic()
     try:
         with client.setup_kernel():
+            _hidden_cell(client, QUIET, 30)
             emit({"event": "kernel", "seconds": round(time.monotonic() - started, 2)})
+            # the notebook's time counts from a ready kernel: a slow start on a busy machine is not the student's
+            deadline = time.monotonic() + float(job["notebook_timeout"])
             for i, cell in enumerate(nb.cells):
                 left = deadline - time.monotonic()
                 if stopped or left <= 1:
@@ -139,22 +142,66 @@ def run(job: dict[str, Any], emit: Any) -> None:
     emit({"event": "done", "seconds": round(time.monotonic() - started, 2)})
 
 
-def _responds(client: Any) -> bool:
-    """Whether the kernel runs a trivial cell within 10 s after an interrupted one."""
+# Run before the first cell. Printed text is never graded (the client drops it), but a loop that prints fills the
+# kernel's memory: IPython 9 keeps every line a cell prints or displays in ``history_manager.outputs``, and text
+# printed faster than the kernel sends it piles up in its buffer. With a memory limit the kernel then crashes or
+# drops its messages, and a cell that should meet the time limit reads as "ok" with no answers. So nothing is kept
+# in that history, and past a budget the text is dropped inside the kernel, where it is made.
+QUIET = """
+import sys as _dfl_sys
+
+
+class _DflForget(dict):
+    def __contains__(self, key):
+        return False
+
+    def __missing__(self, key):
+        return []
+
+
+class _DflCappedStream:
+    def __init__(self, stream, budget):
+        self._dfl_stream, self._dfl_left = stream, budget
+
+    def write(self, text):
+        if self._dfl_left > 0:
+            self._dfl_left -= len(text)
+            return self._dfl_stream.write(text)
+        return len(text)
+
+    def __getattr__(self, name):
+        return getattr(self._dfl_stream, name)
+
+
+if hasattr(get_ipython().history_manager, "outputs"):
+    get_ipython().history_manager.outputs = _DflForget()
+_dfl_sys.stdout = _DflCappedStream(_dfl_sys.stdout, 2**20)
+_dfl_sys.stderr = _DflCappedStream(_dfl_sys.stderr, 2**20)
+del _dfl_sys, _DflForget, _DflCappedStream
+"""
+
+
+def _hidden_cell(client: Any, source: str, seconds: int) -> bool:
+    """Run ``source`` in the kernel outside the job's cells; whether it finished within ``seconds``."""
     import nbformat
 
-    probe = nbformat.v4.new_code_cell("pass")
-    saved, client.timeout = client.timeout, 10
+    probe = nbformat.v4.new_code_cell(source)
+    saved, client.timeout = client.timeout, seconds
     try:
         client.nb.cells.append(probe)
         t0 = time.monotonic()
         client.execute_cell(probe, len(client.nb.cells) - 1)
-        return time.monotonic() - t0 < 10
+        return time.monotonic() - t0 < seconds and not any("ename" in o for o in probe.outputs)
     except Exception:
         return False
     finally:
         client.nb.cells.pop()
         client.timeout = saved
+
+
+def _responds(client: Any) -> bool:
+    """Whether the kernel runs a trivial cell within 10 s after an interrupted one."""
+    return _hidden_cell(client, "pass", 10)
 
 
 def _exit_status(client: Any) -> int | None:
