@@ -7,6 +7,7 @@ with the full recipe beside the hand-designed U-Net.
     .venv/bin/python benchmarks/applications.py segmentation --seeds 3    # U-Net and FCN, ~1.5 min a run
     .venv/bin/python benchmarks/applications.py search --seeds 3          # two trials at a time, ~40 min
     .venv/bin/python benchmarks/applications.py retrain --seeds 3         # the found decoder, full recipe
+    .venv/bin/python benchmarks/applications.py segmentation --epochs 10 --models unet   # a longer recipe
 
 Each part writes its own section of benchmarks/results/applications.json (the others are kept). Searches
 checkpoint under ``--work`` and resume when rerun. Models train with ``dfl.fit`` on the recipe of notebook 14
@@ -60,23 +61,26 @@ def run_detection(seeds: int) -> list[dict]:
     return rows
 
 
-def run_segmenter(kind: str, data: dfl.DatasetSplits, seed: int, decoder: tuple | None = None) -> dict:
+def run_segmenter(kind: str, data: dfl.DatasetSplits, seed: int, decoder: tuple | None = None,
+                  epochs: int | None = None) -> dict:
     dfl.seed_everything(seed)
     c = len(data.classes)
     model = seg.FCN(num_classes=c) if kind == "fcn" else seg.UNet(num_classes=c, decoder=decoder or seg.UNET_DECODER)
-    train_s = train(model, data, RECIPES["fcn" if kind == "fcn" else "unet"], seed)
+    recipe = RECIPES["fcn" if kind == "fcn" else "unet"]
+    train_s = train(model, data, recipe | ({"epochs": epochs} if epochs else {}), seed)
     scores = seg.evaluate_segmenter(model, data.test, data.classes)
-    return {"model": kind, "seed": seed, "train_s": train_s, "params": dfl.nas.count_params(model),
+    return {"model": kind, "seed": seed, "epochs": epochs or recipe["epochs"], "train_s": train_s,
+            "params": dfl.nas.count_params(model),
             "flops": dfl.nas.count_flops(model, data.input_shape), "test_miou": round(scores["miou"], 4),
             "worst_class": min(scores["per_class"].items(), key=lambda kv: kv[1])}
 
 
-def run_segmentation(seeds: int) -> list[dict]:
+def run_segmentation(seeds: int, epochs: int | None, models: list[str]) -> list[dict]:
     data = dfl.get_dataset("mnist_scenes", task="segmentation")
     rows = []
-    for kind in ("unet", "fcn"):
+    for kind in models:
         for seed in range(seeds):
-            rows.append(run_segmenter(kind, data, seed))
+            rows.append(run_segmenter(kind, data, seed, epochs=epochs))
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -114,12 +118,12 @@ def run_search(seeds: int, strategies: list[str], work: Path) -> list[dict]:
     return rows
 
 
-def run_retrain(seeds: int, found: str) -> list[dict]:
+def run_retrain(seeds: int, found: str, epochs: int | None) -> list[dict]:
     data = dfl.get_dataset("mnist_scenes", task="segmentation")
     decoder = seg.DecoderSpace().stages(seg.DecoderSpace().from_str(found))
     rows = []
     for seed in range(seeds):
-        rows.append({"decoder": found} | run_segmenter("unet", data, seed, decoder))
+        rows.append({"decoder": found} | run_segmenter("unet", data, seed, decoder, epochs))
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -152,6 +156,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("part", choices=["detection", "segmentation", "search", "retrain"])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--strategies", nargs="+", default=["random", "evolution"], choices=["random", "evolution"])
+    parser.add_argument("--epochs", type=int, help="segmentation, retrain: epochs instead of the notebook's recipe")
+    parser.add_argument("--models", nargs="+", default=["unet", "fcn"], choices=["unet", "fcn"],
+                        help="segmentation: which segmenters")
     parser.add_argument("--decoder", help="retrain: the decoder to retrain (default: the search's best by val mIoU)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/dfl_applications"), help="search checkpoints")
     parser.add_argument("--out", type=Path, default=OUT)
@@ -162,23 +169,26 @@ def main(argv: list[str] | None = None) -> None:
         if args.part == "detection":
             rows = run_detection(args.seeds)
         elif args.part == "segmentation":
-            rows = run_segmentation(args.seeds)
+            rows = run_segmentation(args.seeds, args.epochs, args.models)
         elif args.part == "search":
             rows = run_search(args.seeds, args.strategies, args.work)
         else:
             found = args.decoder or max((r for r in results["search"]["runs"] if "seed" in r),
                                         key=lambda r: r["best_val_miou"])["best"]
-            rows = run_retrain(args.seeds, found)
-    results[args.part] = {
+            rows = run_retrain(args.seeds, found, args.epochs)
+    key = args.part + (f"_{args.epochs}_epochs" if args.epochs and args.part != "search" else "")
+    results[key] = {
         "command": f"python benchmarks/applications.py {args.part} --seeds {args.seeds}"
-                   + (f" --strategies {' '.join(args.strategies)}" if args.part == "search" else ""),
+                   + (f" --strategies {' '.join(args.strategies)}" if args.part == "search" else "")
+                   + (f" --epochs {args.epochs}" if args.epochs and args.part != "search" else "")
+                   + (f" --models {' '.join(args.models)}" if args.part == "segmentation" else ""),
         "recipes": RECIPES, "search": SEARCH, "torch": torch.__version__,
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
         "summary": summarise(args.part, rows), "runs": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
-    print(json.dumps(results[args.part]["summary"], indent=1))
+    print(json.dumps(results[key]["summary"], indent=1))
 
 
 if __name__ == "__main__":
