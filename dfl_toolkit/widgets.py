@@ -82,7 +82,8 @@ def _post_order(module: nn.Module, prefix: str = "") -> Iterator[str]:
 
 def _map_layers(model: nn.Module, x: torch.Tensor) -> list[str]:
     """Layers whose output on ``x`` is a stack of 2-D maps (N, C, H, W): the ones worth a grid."""
-    names = list(_post_order(model))
+    modules = dict(model.named_modules())
+    names = [n for n in _post_order(model) if not isinstance(modules[n], (nn.ModuleList, nn.ModuleDict))]
     feats = extract_features(model, x, names)
     return [n for n in names if isinstance(feats[n], torch.Tensor) and feats[n].dim() == 4]
 

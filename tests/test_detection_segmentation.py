@@ -184,3 +184,32 @@ def test_a_search_over_decoders_runs_resumes_and_ranks_by_miou(tmp_path):
     assert [t.result for t in again.trials] == [t.result for t in first.trials]  # replayed, not retrained
     with pytest.raises(UsageError, match="trains segmenters"):
         seg.SegmentationEvaluator(dfl.get_dataset("mnist_scenes", **SMALL))
+
+
+def test_the_explorers_work_on_the_detector_and_the_segmenter():
+    """Issue 26 asks for the explorers on these models; the feature-map explorer failed on CenterNet with a bare
+    KeyError: 'backbone.stages' (an nn.ModuleList, which is never called itself, so no hook ever fired)."""
+    from matplotlib import pyplot as plt
+    from matplotlib.figure import Figure
+
+    from dfl_toolkit import widgets
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 64, 64)
+    detector, unet = det.CenterNet(num_classes=10).eval(), seg.UNet(num_classes=11).eval()
+    for model in (detector, unet):
+        box = widgets.feature_map_explorer(model, x, static=False)
+        layers = box.children[0].children[1].options
+        assert "backbone.stages.2" in layers or "encoder.stages.2" in layers, layers
+        assert not any(name.endswith("stages") for name in layers)
+        box.children[0].children[1].value = layers[-1]  # redraws without an error
+    fig = widgets.attribution_explorer(det.PeakScores(detector), x, layer="detector.backbone.stages.2", static=True)
+    assert isinstance(fig, Figure)
+    plt.close("all")
+
+
+def test_a_layer_that_never_runs_is_one_clear_error():
+    from dfl_toolkit.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"'backbone.stages' did not run"):
+        dfl.extract_features(det.CenterNet(num_classes=10), torch.rand(1, 1, 64, 64), ["backbone.stages"])

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import UnknownNameError
+from ..errors import UnknownNameError, UsageError
 
 
 def list_layers(model: nn.Module, graph: bool = False) -> list[str]:
@@ -89,6 +89,14 @@ def extract_features(model: nn.Module, x: torch.Tensor, layers: Sequence[str], *
     finally:
         for h in handles:
             h.remove()
+    missing = [name for name in layers if name not in captured]
+    if missing:
+        name = missing[0]
+        children = [f"{name}.{child}" for child, _ in modules[name].named_children()][:3]
+        why = (f"{type(modules[name]).__name__} only holds modules and is never called itself"
+               if isinstance(modules[name], (nn.ModuleList, nn.ModuleDict)) else "model.forward never calls it")
+        raise UsageError(f"layer {name!r} did not run in model(x): {why}; ask for a layer that runs"
+                         + (f", e.g. {', '.join(map(repr, children))}" if children else ""))
     return {name: captured[name] for name in layers}
 
 
