@@ -37,7 +37,8 @@ RECIPES = {  # what notebook 14 trains in full mode
     "unet": {"epochs": 4, "lr": 3e-3, "batch_size": 32},
     "fcn": {"epochs": 4, "lr": 3e-3, "batch_size": 32},
 }
-SEARCH = {"train_scenes": 800, "epochs": 2, "trials": 16, "population_size": 6, "sample_size": 3}
+SEARCH = {"train_scenes": 1000, "epochs": 3, "trials": 12, "population_size": 4, "sample_size": 2,
+          "widths": (8, 16, 32), "kernels": (1, 3)}  # notebook 14's space and proxy, twice its trials
 
 
 def train(model: torch.nn.Module, data: dfl.DatasetSplits, recipe: dict, seed: int, **fit_options) -> float:
@@ -91,7 +92,7 @@ def search_data() -> dfl.DatasetSplits:
 
 def run_search(seeds: int, strategies: list[str], work: Path) -> list[dict]:
     data = search_data()
-    space = seg.DecoderSpace()
+    space = seg.DecoderSpace(widths=SEARCH["widths"], kernels=SEARCH["kernels"])
     evaluator = seg.SegmentationEvaluator(data, epochs=SEARCH["epochs"])
     executor = dfl.nas.ProcessExecutor(workers=2, threads=1)  # two trials at a time, one core each
     rows = []
