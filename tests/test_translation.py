@@ -190,3 +190,22 @@ def test_cross_attention_rows_are_distributions_over_real_source_words(data):
         assert torch.allclose(w.sum(-1), torch.ones(8, tgt_in.shape[1]), atol=1e-5)
         assert (w.masked_select((src == 0)[:, None, :].expand_as(w)) == 0).all()
         assert mt.plot_alignment(w[0], data.val.sources[0].split(), data.val.targets[0].split()) is not None
+
+
+@pytest.mark.parametrize("kind", ["gru", "transformer"])
+def test_alignment_explorer_browses_the_cross_attention_of_each_pair(data, kind):
+    """Issue 26: the explorers work on these models, attention as alignment."""
+    import ipywidgets as w
+    from matplotlib import pyplot as plt
+    from matplotlib.figure import Figure
+
+    model = tiny(kind, data)
+    fig = mt.alignment_explorer(model, data.test, n=5)  # outside a kernel: the first pair's figure
+    assert isinstance(fig, Figure) and fig.axes[0].get_title().startswith(data.test.sources[0])
+    box = mt.alignment_explorer(model, data.test, n=5, static=False)
+    slider = box.children[0].children[0]
+    assert isinstance(slider, w.IntSlider) and (slider.min, slider.max) == (0, 4)
+    slider.value = 3  # redraws without an error
+    with pytest.raises(UsageError, match="n must be"):
+        mt.alignment_explorer(model, data.test, n=0)
+    plt.close("all")

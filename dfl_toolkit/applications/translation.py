@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..data.pairs import BOS_ID, EOS_ID, PAD_ID, PairDataset, PairVocab, pad_batch
+from ..data.pairs import BOS_ID, EOS_ID, PAD_ID, PairDataset, PairVocab, _int_option, pad_batch
 from ..errors import ShapeError, UnknownNameError, UsageError
 from ..models.transformer import EncoderBlock
 from ..runtime import eval_mode, seed_everything
@@ -570,6 +570,33 @@ def alignment_report(model: nn.Module, data: PairDataset, n: int = 200) -> dict[
     if not scores:
         raise UsageError("alignment_report needs pairs of at least two words on each side")
     return {k: sum(sc[k] for sc in scores) / len(scores) for k in scores[0]} | {"pairs": len(scores)}
+
+
+def alignment_explorer(model: nn.Module, data: PairDataset, n: int = 20, *, static: bool | None = None) -> Any:
+    """Browse the cross-attention of the first ``n`` pairs of ``data`` as alignments (teacher forcing), each with
+    its monotonicity: a slider in a notebook, the first pair's Figure elsewhere.
+
+    Look for a diagonal where the languages share word order, and for where it bends (French "quatre vingt dix
+    sept" for "ninety seven"; German units before tens).
+
+    Example:
+        >>> alignment_explorer(model, data.test, n=20)
+    """
+    from ..widgets import _explore
+
+    _int_option("n", n, 1)
+    n = min(n, len(data))
+    device = next(model.parameters()).device
+    weights = cross_attention(model, data.src[:n].to(device), data.tgt_in[:n].to(device)).cpu()
+
+    def render(pair: int) -> Any:
+        src, tgt = data.sources[pair].split(), data.targets[pair].split()
+        title = f"{data.sources[pair]} -> {data.targets[pair]}"
+        if len(src) > 1 and len(tgt) > 1:
+            title += f"\nmonotonicity {alignment_scores(weights[pair], len(src), len(tgt))['monotonicity']:.2f}"
+        return plot_alignment(weights[pair], src, tgt, title=title)
+
+    return _explore(render, {"pair": range(n)}, static)
 
 
 def plot_alignment(weights: torch.Tensor, src_words: Sequence[str], tgt_words: Sequence[str], *,
