@@ -177,11 +177,12 @@ def main(argv: list[str] | None = None) -> None:
             found = args.decoder or max((r for r in results["search"]["runs"] if "seed" in r),
                                         key=lambda r: r["best_val_miou"])["best"]
             rows = run_retrain(args.seeds, found, args.epochs)
-    key = args.part + (f"_{args.epochs}_epochs" if args.epochs and args.part != "search" else "")
+    longer = args.epochs if args.part in ("segmentation", "retrain") else None  # --epochs applies to these only
+    key = args.part + (f"_{longer}_epochs" if longer else "")
     results[key] = {
         "command": f"python benchmarks/applications.py {args.part} --seeds {args.seeds}"
                    + (f" --strategies {' '.join(args.strategies)}" if args.part == "search" else "")
-                   + (f" --epochs {args.epochs}" if args.epochs and args.part != "search" else "")
+                   + (f" --epochs {longer}" if longer else "")
                    + (f" --models {' '.join(args.models)}" if args.part == "segmentation" else ""),
         "recipes": RECIPES, "search": SEARCH, "torch": torch.__version__,
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",

@@ -22,6 +22,7 @@ from torch import nn
 from . import viz
 from .explain import METHODS, explain
 from .features import extract_features
+from .features.extraction import CONTAINERS
 
 
 def widgets_available() -> bool:
@@ -83,7 +84,7 @@ def _post_order(module: nn.Module, prefix: str = "") -> Iterator[str]:
 def _map_layers(model: nn.Module, x: torch.Tensor) -> list[str]:
     """Layers whose output on ``x`` is a stack of 2-D maps (N, C, H, W): the ones worth a grid."""
     modules = dict(model.named_modules())
-    names = [n for n in _post_order(model) if not isinstance(modules[n], (nn.ModuleList, nn.ModuleDict))]
+    names = [n for n in _post_order(model) if not isinstance(modules[n], CONTAINERS)]
     feats = extract_features(model, x, names)
     return [n for n in names if isinstance(feats[n], torch.Tensor) and feats[n].dim() == 4]
 

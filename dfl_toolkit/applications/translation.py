@@ -558,10 +558,15 @@ def alignment_scores(weights: torch.Tensor, src_words: int, tgt_words: int) -> d
     return {"monotonicity": mono, "chance": (src_words + 1) / (2 * src_words), "diagonal_mass": mass}
 
 
+def _first_pairs_attention(model: nn.Module, data: PairDataset, n: int) -> torch.Tensor:
+    """:func:`cross_attention` of the first ``n`` pairs of ``data`` with teacher forcing, on the CPU."""
+    device = next(model.parameters()).device
+    return cross_attention(model, data.src[:n].to(device), data.tgt_in[:n].to(device)).cpu()
+
+
 def alignment_report(model: nn.Module, data: PairDataset, n: int = 200) -> dict[str, float]:
     """:func:`alignment_scores` averaged over the first ``n`` pairs of ``data`` (pairs of one word skipped)."""
-    device = next(model.parameters()).device
-    weights = cross_attention(model, data.src[:n].to(device), data.tgt_in[:n].to(device)).cpu()
+    weights = _first_pairs_attention(model, data, n)
     scores = []
     for i in range(min(n, len(data))):
         s, t = len(data.sources[i].split()), len(data.targets[i].split())
@@ -586,8 +591,7 @@ def alignment_explorer(model: nn.Module, data: PairDataset, n: int = 20, *, stat
 
     _int_option("n", n, 1)
     n = min(n, len(data))
-    device = next(model.parameters()).device
-    weights = cross_attention(model, data.src[:n].to(device), data.tgt_in[:n].to(device)).cpu()
+    weights = _first_pairs_attention(model, data, n)
 
     def render(pair: int) -> Any:
         src, tgt = data.sources[pair].split(), data.targets[pair].split()

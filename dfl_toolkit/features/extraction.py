@@ -19,6 +19,8 @@ from torch import nn
 
 from ..errors import UnknownNameError, UsageError
 
+CONTAINERS = (nn.ModuleList, nn.ModuleDict)  # they hold modules but are never called, so no hook on them fires
+
 
 def list_layers(model: nn.Module, graph: bool = False) -> list[str]:
     """Names of the model's submodules in definition order (what :func:`extract_features` accepts);
@@ -94,7 +96,7 @@ def extract_features(model: nn.Module, x: torch.Tensor, layers: Sequence[str], *
         name = missing[0]
         children = [f"{name}.{child}" for child, _ in modules[name].named_children()][:3]
         why = (f"{type(modules[name]).__name__} only holds modules and is never called itself"
-               if isinstance(modules[name], (nn.ModuleList, nn.ModuleDict)) else "model.forward never calls it")
+               if isinstance(modules[name], CONTAINERS) else "model.forward never calls it")
         raise UsageError(f"layer {name!r} did not run in model(x): {why}; ask for a layer that runs"
                          + (f", e.g. {', '.join(map(repr, children))}" if children else ""))
     return {name: captured[name] for name in layers}
