@@ -37,5 +37,5 @@ test: $(STAMP)
 # Regenerate the lock from a throwaway venv with the newest versions the ranges allow.
 lock:
 	rm -rf /tmp/dfl-lock-venv && $(PYTHON) -m venv /tmp/dfl-lock-venv
-	/tmp/dfl-lock-venv/bin/python -m pip install -q -e '.[dev,pretrained]' 'torch==2.14.1' 'torchvision==0.29.1'
+	/tmp/dfl-lock-venv/bin/python -m pip install -q -e '.[dev,pretrained,distributed,docs]' 'torch==2.14.1' 'torchvision==0.29.1'
 	/tmp/dfl-lock-venv/bin/python tools/write_lock.py /tmp/dfl-lock-venv > requirements-lock.txt

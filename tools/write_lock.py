@@ -9,7 +9,8 @@ frozen = subprocess.run([f"{venv}/bin/python", "-m", "pip", "freeze", "--exclude
 LINUX_ONLY = ("nvidia-", "cuda-", "triton")
 print("# Exact versions for reproducible classrooms; regenerate with `make lock`.")
 print("# torch 2.14.1 + torchvision 0.29.1 is the pair known to work together (see README).")
-print("# Includes the optional `pretrained` extra (offline EfficientNet-Lite0) so notebooks 05-06 run offline.")
+print("# Includes the optional `pretrained` extra (offline EfficientNet-Lite0) so notebooks 05-06 run offline,")
+print("# `distributed` (Ray, so CI exercises RayExecutor) and `docs` (Sphinx, MyST-NB and the theme for `make site`).")
 for line in sorted(frozen, key=str.lower):
     if line.lower().startswith("dfl-toolkit") or line.lower().startswith("dfl_toolkit"):
         continue
