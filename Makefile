@@ -1,5 +1,5 @@
-# The README's two commands:  `make lab` (set up, then open JupyterLab)  and  `make test`.
-# Both create .venv on first use from requirements-lock.txt; later runs skip the install.
+# The README's two commands:  `make lab` (set up, then open JupyterLab)  and  `make test`;  `make site` builds the
+# course website into site/.  All create .venv on first use from requirements-lock.txt; later runs skip the install.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # pytest-xdist workers; --dist loadfile keeps each notebook's cells (and each test file) on one worker, in order
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup lab test lock
+.PHONY: setup lab test site lock
 
 setup: $(STAMP)
 
@@ -28,11 +28,17 @@ lab: $(STAMP)
 # in quick mode, on $(PYTEST_WORKERS) workers (PYTEST_WORKERS=0: one process).
 # pytest exit code 5 (no test collected) is a failure here: a suite that runs nothing proves nothing.
 test: $(STAMP)
-	$(BIN)/ruff check dfl_toolkit tests benchmarks
+	$(BIN)/ruff check dfl_toolkit tests benchmarks tools
 	@DFL_QUICK=1 MPLBACKEND=Agg $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests notebooks \
 		--nbval-lax --nbval-current-env --nbval-cell-timeout=300 --ignore=notebooks/assignments/release \
 		$(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests"; exit 1; fi; exit $$rc
+
+# The course website, offline, into site/ (git-ignored; open site/index.html): the notebooks with their committed
+# outputs, the guides and the API reference (tools/site/build.py). SITE_ARGS=--execute re-runs the lessons in quick
+# mode first (about 11 minutes on 2 cores).
+site: $(STAMP)
+	$(BIN)/python tools/site/build.py $(SITE_ARGS)
 
 # Regenerate the lock from a throwaway venv with the newest versions the ranges allow.
 lock:

@@ -1,7 +1,7 @@
 """Where does the model look? Attribution maps through one call, with captum underneath.
 
 ``explain(model, x, target, method)`` returns a map with the shape of ``x`` (Grad-CAM is upsampled
-to it). Methods: ``saliency`` (|gradient|, Simonyan et al. 2014), ``integrated_gradients``
+to it). Methods: ``saliency`` (``|gradient|``, Simonyan et al. 2014), ``integrated_gradients``
 (Sundararajan et al. 2017; its convergence delta comes back in ``info``), ``smoothgrad``
 (Smilkov et al. 2017), ``gradcam`` (Selvaraju et al. 2017; needs ``layer``) and ``occlusion``
 (Zeiler & Fergus 2014).

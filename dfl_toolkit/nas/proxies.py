@@ -42,14 +42,14 @@ def grad_norm(model: nn.Module, batch: Batch) -> float:
 
 
 def snip(model: nn.Module, batch: Batch) -> float:
-    """SNIP saliency (Lee et al. 2019): sum of |weight x gradient| of the loss."""
+    """SNIP saliency (Lee et al. 2019): sum of ``|weight x gradient|`` of the loss."""
     model.train()
     return float(sum((w.detach() * w.grad).abs().sum() for w in _loss_grads(model, batch)))
 
 
 def synflow(model: nn.Module, batch: Batch) -> float:
     """SynFlow (Tanaka et al. 2020): with all weights made positive and an all-ones input, the sum of
-    |weight x d(sum of outputs)/d(weight)|, in float64. Data-free; batch norm is used in eval mode (at init:
+    ``|weight x d(sum of outputs)/d(weight)|``, in float64. Data-free; batch norm is used in eval mode (at init:
     identity, as NASLib's batch norm switched off) and the model is restored afterwards: weights, mode, precision."""
     x, _ = batch
     state = {k: v.clone() for k, v in model.state_dict().items()}
