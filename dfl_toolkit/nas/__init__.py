@@ -11,7 +11,8 @@ from .evaluators import (
     count_params,
     measure_latency,
 )
-from .search import ProcessExecutor, SearchResult, SequentialExecutor, Strategy, Trial, fitness, search
+from .executors import ProcessExecutor, RayExecutor, SequentialExecutor
+from .search import SearchResult, Strategy, Trial, fitness, search
 from .spaces import CategoricalSpace, CellSpace, MacroSpace, SearchSpace, compound_scaling
 from .strategies import (
     Hyperband,
@@ -27,8 +28,8 @@ from .strategies import (
 __all__ = [
     "Benchmark", "CategoricalSpace", "CellSpace", "Hyperband", "LocalSearch", "MacroSpace", "OptunaSampler",
     "PredictorSearch", "SuccessiveHalving",
-    "ProcessExecutor", "ProxyEvaluator", "RandomSearch", "RegularizedEvolution", "Reinforce", "SearchResult",
-    "SearchSpace",
+    "ProcessExecutor", "ProxyEvaluator", "RandomSearch", "RayExecutor", "RegularizedEvolution", "Reinforce",
+    "SearchResult", "SearchSpace",
     "SequentialExecutor", "Strategy", "TabularEvaluator", "TrainBudget", "TrainEvaluator", "Trial", "compound_scaling",
     "count_flops", "count_params", "expected_best_of_n", "fitness", "mean_interval", "measure_latency", "plots",
     "search", "spearman",

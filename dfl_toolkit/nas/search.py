@@ -1,7 +1,8 @@
 """One search loop that every strategy plugs into (ask-and-tell).
 
 A strategy proposes architectures with ``ask()`` and learns from results with ``tell()``. The loop
-asks for a batch, evaluates it (sequentially or in a process pool), tells the results in ask order,
+asks for a batch, evaluates it (sequentially, in a process pool or on a Ray cluster: ``executors``), tells the
+results in ask order,
 records every trial, and writes a JSON checkpoint after every finished evaluation.
 
 Resume works by *replay*: the checkpoint holds every finished trial; on resume the strategy is
@@ -25,20 +26,21 @@ from __future__ import annotations
 import math
 import os
 import random
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..checkpoint import START_OVER, as_json, check_resumable, read_json, write_json
-from ..errors import CheckpointError, UnknownNameError, UsageError
+from ..errors import CheckpointError, ClusterLostError, UnknownNameError, UsageError
 from ..runtime import check_seed, check_threads, derive_seed, torch_threads
+from .executors import Executor, ProcessExecutor, RayExecutor, SequentialExecutor
 from .spaces.base import Arch, SearchSpace
 
 FORMAT = "dfl_toolkit.search/1"
 Evaluator = Callable[..., dict[str, Any]]  # (arch, seed) -> metrics; also (arch, seed, fidelity=name) with fidelities
+__all__ = ["ProcessExecutor", "RayExecutor", "SearchResult", "SequentialExecutor", "Strategy", "Trial", "fitness",
+           "search"]
 
 
 def fitness(result: dict[str, Any], objective: str) -> float:
@@ -130,77 +132,6 @@ class SearchResult:
         return out
 
 
-class SequentialExecutor:
-    """Evaluates one architecture at a time in this process.
-
-    Executors yield ``(job index, (result, cost))`` as each evaluation finishes, in any order.
-    """
-
-    workers = 1
-
-    def map(self, evaluator: Evaluator, jobs: Sequence[tuple[Arch, int, str | None]]):
-        for i, job in enumerate(jobs):
-            yield i, _timed(evaluator, *job)
-
-    def close(self) -> None:
-        pass
-
-
-_WORKER_EVALUATOR: Evaluator | None = None
-
-
-def _init_worker(evaluator: Evaluator, threads: int) -> None:
-    import torch
-
-    global _WORKER_EVALUATOR
-    torch.set_num_threads(threads)
-    _WORKER_EVALUATOR = evaluator
-
-
-def _worker_call(arch: Arch, seed: int, fidelity: str | None) -> tuple[dict[str, Any], float]:
-    return _timed(_WORKER_EVALUATOR, arch, seed, fidelity)
-
-
-class ProcessExecutor:
-    """Evaluates a batch in parallel worker processes on this machine (``threads`` torch threads each,
-    unless the evaluator fixes its own count, as ``TrainEvaluator`` does).
-
-    The evaluator is sent to each worker once; results come back in ask order.
-    """
-
-    def __init__(self, workers: int = 2, threads: int = 1):
-        self.workers, self.threads = workers, threads
-        self._pool: ProcessPoolExecutor | None = None
-        self._evaluator: Evaluator | None = None
-
-    def map(self, evaluator: Evaluator, jobs: Sequence[tuple[Arch, int, str | None]]):
-        import multiprocessing as mp
-
-        if self._pool is None or self._evaluator is not evaluator:
-            self.close()
-            self._pool = ProcessPoolExecutor(self.workers, mp.get_context("spawn"), _init_worker,
-                                             (evaluator, self.threads))
-            self._evaluator = evaluator
-        futures = {self._pool.submit(_worker_call, *job): i for i, job in enumerate(jobs)}
-        for f in as_completed(futures):
-            yield futures[f], f.result()
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
-
-
-def _timed(evaluator: Evaluator, arch: Arch, seed: int, fidelity: str | None = None) -> tuple[dict[str, Any], float]:
-    t0 = time.perf_counter()
-    try:
-        result = dict(evaluator(arch, seed) if fidelity is None else evaluator(arch, seed, fidelity=fidelity))
-    except Exception as err:  # noqa: BLE001 - a broken architecture is a failed trial, not a crash
-        result = {"failed": True, "error": f"{type(err).__name__}: {err}"}
-    elapsed = time.perf_counter() - t0
-    return result, float(result.pop("cost", elapsed))
-
-
 def _read_checkpoint(path: Path, config: dict[str, Any]) -> dict[int, Trial]:
     """The finished trials of a search checkpoint made with ``config``, or a clear CheckpointError."""
     data = read_json(path)
@@ -244,7 +175,7 @@ def _query(space: SearchSpace, asked: Any, strategy: Strategy, fidelities: tuple
 
 def search(space: SearchSpace, strategy: Strategy, evaluator: Evaluator, budget: int | None = None, *,
            max_cost: float | None = None, seed: int = 0, objective: str = "val_acc", batch_size: int = 1,
-           executor: SequentialExecutor | ProcessExecutor | None = None,
+           executor: Executor | None = None,
            checkpoint: str | os.PathLike | None = None, resume: bool = True, progress: bool = True,
            callbacks: Sequence[Callable[[SearchResult], None]] = (), threads: int | None = 1) -> SearchResult:
     """Run ``strategy`` on ``space`` for ``budget`` evaluations, or until their summed cost would pass
@@ -263,7 +194,8 @@ def search(space: SearchSpace, strategy: Strategy, evaluator: Evaluator, budget:
       ``config() -> dict`` method (the toolkit's have one) has it stored in the checkpoint, so a
       checkpoint made with another training budget or table is refused instead of replayed. An evaluator
       that declares ``fidelities`` serves multi-fidelity strategies (see the module's docstring).
-    - ``batch_size`` architectures are asked before their results are told (for parallel executors).
+    - ``batch_size`` architectures are asked before their results are told, and evaluated at once by a parallel
+      ``executor`` (``ProcessExecutor``, ``RayExecutor``): the trials are the same whatever the executor.
     - ``checkpoint``: a JSON file updated after each evaluation; re-running resumes from it.
     - ``callbacks`` are called with the result so far after each batch (e.g. a live plot).
     - ``threads``: torch threads for the strategy's own computation (a predictor's fitting, a policy's
@@ -343,12 +275,19 @@ def search(space: SearchSpace, strategy: Strategy, evaluator: Evaluator, budget:
                 if old is None:
                     todo.append((start + k, arch, fidelity))
             jobs = [(arch, derive_seed(seed, n), fidelity) for n, arch, fidelity in todo]
-            for i, (res, cost) in executor.map(evaluator, jobs):
-                n, arch, fidelity = todo[i]
-                recorded[n] = Trial(n, space.to_str(arch), res, cost, fidelity)
-                if path is not None:  # saved as soon as it finishes, even before it is told
-                    write_json(path, {"format": FORMAT, "config": config, "budget": budget, "max_cost": max_cost,
-                                      "trials": [_entry(recorded[k]) for k in sorted(recorded)]})
+            try:
+                for i, (res, cost) in executor.map(evaluator, jobs):
+                    n, arch, fidelity = todo[i]
+                    recorded[n] = Trial(n, space.to_str(arch), res, cost, fidelity)
+                    if path is not None:  # saved as soon as it finishes, even before it is told
+                        write_json(path, {"format": FORMAT, "config": config, "budget": budget, "max_cost": max_cost,
+                                          "trials": [_entry(recorded[k]) for k in sorted(recorded)]})
+            except ClusterLostError as err:
+                saved = (f"the finished evaluations ({len(recorded)}) are saved in the checkpoint {path}: run the "
+                         f"same search again (the same command) to resume from it" if path is not None else
+                         "no checkpoint was given, so nothing was saved: give checkpoint= (--checkpoint) to make a "
+                         "search resumable")
+                raise ClusterLostError(f"{err}; {saved}") from err
             for k, (arch, _) in enumerate(queries):
                 trial = recorded[start + k]
                 if by_cost and budget is None and not trial.cost > 0:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import multiprocessing as mp
 import os
 import platform
 import random
@@ -22,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from ...checkpoint import config_differences
-from ...errors import CheckpointError, DFLError, UsageError
+from ...errors import CheckpointError, ClusterLostError, DFLError, UsageError
 from ...runtime import check_seed
 from ..evaluators.train import TrainBudget, TrainEvaluator
+from ..executors import Executor, ProcessExecutor, SequentialExecutor
 from ..spaces.cell import CellArch, CellSpace
 from .table import PER_CELL, PER_SEED, rows_checksum
 
@@ -70,24 +70,6 @@ def read_config(build_dir: Path) -> dict[str, Any]:
                        "folder") from err
 
 
-_EVALUATOR: TrainEvaluator | None = None
-
-
-def _init_worker(budget: dict[str, Any], threads: int) -> None:
-    import torch
-
-    global _EVALUATOR
-    torch.set_num_threads(threads)
-    _EVALUATOR = TrainEvaluator(CellSpace(), TrainBudget(**budget), threads=threads)
-
-
-def _evaluate(job: tuple[str, int]) -> dict[str, Any]:
-    arch_str, seed = job
-    space = _EVALUATOR.space
-    result = _EVALUATOR(space.from_str(arch_str), seed)
-    return {"arch": arch_str, "seed": seed, **result}
-
-
 def pending_jobs(out: Path, seeds: list[int], limit: int | None = None) -> list[tuple[str, int]]:
     """(cell string, seed) pairs not yet in the results file, cell by cell with all its seeds together,
     so that any partial build is a uniform sample of cells with every seed (seed noise measurable early)."""
@@ -98,12 +80,19 @@ def pending_jobs(out: Path, seeds: list[int], limit: int | None = None) -> list[
 
 
 def build(out: str | os.PathLike, budget: TrainBudget, seeds: list[int], workers: int = 1, threads: int = 1,
-          limit: int | None = None, progress: bool = True) -> Iterator[dict[str, Any]]:
+          limit: int | None = None, progress: bool = True,
+          executor: Executor | None = None) -> Iterator[dict[str, Any]]:
     """Train the pending (cell, seed) pairs and append each result to ``out/results.jsonl``.
 
     Yields each result as it lands. ``limit`` restricts the build to the first ``limit`` cells of the
     fixed order (for tests and pilots). A budget different from the one ``out`` was started with is
-    refused, so one table never mixes budgets.
+    refused, so one table never mixes budgets. ``executor`` runs the trainings (default: ``workers`` processes
+    on this machine, ``threads`` torch threads each; ``RayExecutor`` for a cluster). An evaluation that raises or
+    whose worker is lost is not written, so the next run of the same build retries it; the build then ends with
+    an error that counts them.
+
+    Example:
+        >>> rows = list(build("data/my_build", TrainBudget(), seeds=[0], limit=4))
     """
     for seed in seeds:
         check_seed(seed, "each build seed")
@@ -131,7 +120,6 @@ def build(out: str | os.PathLike, budget: TrainBudget, seeds: list[int], workers
         return
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(jobs), desc="benchmark", disable=not progress)
     results_path = out / RESULTS
     if results_path.exists() and results_path.stat().st_size:
         with open(results_path, "rb") as f:
@@ -140,25 +128,34 @@ def build(out: str | os.PathLike, budget: TrainBudget, seeds: list[int], workers
         if cut:  # a kill cut the last line: start the next one on a fresh line
             with open(results_path, "a") as f:
                 f.write("\n")
-    with open(results_path, "a") as f:
-        if workers <= 1:
-            _init_worker(budget.to_dict(), threads)
-            results = map(_evaluate, jobs)
-            yield from _write_all(results, f, bar)
-        else:
-            ctx = mp.get_context("spawn")
-            with ctx.Pool(workers, _init_worker, (budget.to_dict(), threads)) as pool:
-                yield from _write_all(pool.imap_unordered(_evaluate, jobs), f, bar)
-    bar.close()
-
-
-def _write_all(results, f, bar) -> Iterator[dict[str, Any]]:
-    for r in results:
-        r["finished_at"] = time.time()
-        f.write(json.dumps(r) + "\n")
-        f.flush()
-        bar.update(1)
-        yield r
+    space = CellSpace()
+    evaluator = TrainEvaluator(space, budget, threads=threads)
+    own = executor is None  # made here, so closed here
+    if own:
+        executor = ProcessExecutor(workers, threads) if workers > 1 else SequentialExecutor()
+    errors = []
+    bar = tqdm(total=len(jobs), desc="benchmark", disable=not progress)
+    try:
+        with open(results_path, "a") as f:
+            for i, (result, _) in executor.map(evaluator, [(space.from_str(a), seed, None) for a, seed in jobs]):
+                bar.update(1)
+                if "error" in result:  # raised, or its worker was lost: not written, so retried next time
+                    errors.append(f"{jobs[i][0]} seed {jobs[i][1]}: {result['error']}")
+                    continue
+                row = {"arch": jobs[i][0], "seed": jobs[i][1], **result, "finished_at": time.time()}
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+                yield row
+    except ClusterLostError as err:
+        raise ClusterLostError(f"{err}; every finished evaluation is in {results_path}: run the same build again "
+                               f"to resume") from err
+    finally:
+        bar.close()
+        if own:
+            executor.close()
+    if errors:
+        raise DFLError(f"{len(errors)} of {len(jobs)} evaluations failed and were not written (first: {errors[0]}); "
+                       f"run the same build again to retry them")
 
 
 def pack(build_dir: str | os.PathLike, dest: str | os.PathLike, note: str = "") -> Path:
