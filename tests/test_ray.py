@@ -256,7 +256,7 @@ DRIVER = textwrap.dedent("""
     address, checkpoint, log = sys.argv[1], sys.argv[2], sys.argv[3]
     executor = RayExecutor(None if address == "local" else address)
     try:
-        result = search(CellSpace(), RegularizedEvolution(population_size=6, sample_size=3), Logged(log), budget=24,
+        result = search(CellSpace(), RegularizedEvolution(population_size=6, sample_size=3), Logged(log), budget=16,
                         seed=11, batch_size=2, checkpoint=checkpoint, progress=False, executor=executor)
     finally:
         executor.close()
@@ -279,19 +279,19 @@ def test_a_driver_killed_mid_search_resumes_and_ends_as_an_uninterrupted_run(clu
     driver = subprocess.Popen([sys.executable, str(script), cluster, str(cut), str(log)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (cut.exists() and len(_trials_in(cut)) >= 8):
+    while time.monotonic() < deadline and not (cut.exists() and len(_trials_in(cut)) >= 6):
         time.sleep(0.05)
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait(30)
     finished = {f"{t['arch']} {derive_seed(11, t['number'])}" for t in _trials_in(cut)}  # as the log has them
-    assert 8 <= len(finished) < 24, "the driver should die mid-search"
+    assert 6 <= len(finished) < 16, "the driver should die mid-search"
     started_before = len(log.read_text().splitlines())
     subprocess.run([sys.executable, str(script), cluster, str(cut), str(log)], check=True, env=env,
                    capture_output=True, timeout=300)
-    assert _trials_in(cut) == _trials_in(whole)  # the same 24 trials, results and costs
+    assert _trials_in(cut) == _trials_in(whole)  # the same 16 trials, results and costs
     rerun = log.read_text().splitlines()[started_before:]
     assert not finished & set(rerun)  # nothing finished before the kill was evaluated again
-    assert len(rerun) <= 24 - len(finished) + 2  # only what was left (and what was in flight: one batch)
+    assert len(rerun) <= 16 - len(finished) + 2  # only what was left (and what was in flight: one batch)
 
 
 def test_a_lost_cluster_is_one_clear_error_naming_the_checkpoint(tmp_path):

@@ -122,13 +122,25 @@ class ProcessExecutor:
             self._pool = None
 
 
-def _ray_evaluate(evaluator: Evaluator, arch: Arch, seed: int, fidelity: str | None,
+_RAY_EVALUATOR: tuple[str, Evaluator] | None = None  # in a Ray worker: the last evaluator it fetched, by object id
+
+
+def _ray_evaluate(evaluator_ref: list, arch: Arch, seed: int, fidelity: str | None,
                   threads: int) -> tuple[dict[str, Any], float]:
-    """One Ray task: a single evaluation with ``threads`` torch threads."""
+    """One Ray task: a single evaluation with ``threads`` torch threads.
+
+    The evaluator comes as ``[ObjectRef]`` (a bare ref would be fetched and unpickled again for every task: a
+    table evaluator's table each time); a worker fetches it once and keeps it for the tasks that follow.
+    """
+    import ray
     import torch
 
+    global _RAY_EVALUATOR
+    key = evaluator_ref[0].hex()
+    if _RAY_EVALUATOR is None or _RAY_EVALUATOR[0] != key:
+        _RAY_EVALUATOR = (key, ray.get(evaluator_ref[0]))
     torch.set_num_threads(threads)
-    return timed_call(evaluator, arch, seed, fidelity)
+    return timed_call(_RAY_EVALUATOR[1], arch, seed, fidelity)
 
 
 def _reachable(address: str, timeout: float = 2.0) -> bool:
@@ -240,7 +252,7 @@ class RayExecutor:
         task = self._task.options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=self.retries,
                                   retry_exceptions=False)
         started = time.perf_counter()
-        pending = {task.remote(self._evaluator_ref, arch, seed, fidelity, self.threads): i
+        pending = {task.remote([self._evaluator_ref], arch, seed, fidelity, self.threads): i
                    for i, (arch, seed, fidelity) in enumerate(jobs)}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=self.POLL_S)

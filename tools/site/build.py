@@ -53,6 +53,9 @@ TRACKS = (
     Track("applications", "Applications", range(14, 17),
           "The same tools beyond classification: detection and segmentation (with a decoder search), generative "
           "models, and machine translation with attention."),
+    Track("beyond-one-machine", "Beyond one machine", range(17, 18),
+          "The same search on Ray workers: identical trials, the wall time it saves, and how a lab's cluster "
+          "runs a search or a benchmark build (docs/distributed.md)."),
 )
 CLASSROOM_INTRO = ("Graded assignments built on the lessons. These are the **student copies**: write your code where a "
                    "cell raises `NotImplementedError`, run the check cell under it, and run the whole notebook top to "
