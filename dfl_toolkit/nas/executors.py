@@ -208,6 +208,8 @@ class RayExecutor:
         if self.address is None or self.address.rpartition(":")[0].strip("[]") in ("127.0.0.1", "localhost", "::1"):
             # this machine only: Ray keeps to the loopback address (read when Ray is imported)
             os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        if self.address is None:  # a local instance makes its own token (Ray's default; said here, so no warning)
+            os.environ.setdefault("RAY_AUTH_MODE", "token")
         try:
             import ray
         except ImportError as err:
