@@ -63,7 +63,7 @@ def scaling(repeats: int) -> dict:
         for workers in (1, 2):
             t0 = time.perf_counter()
             ex = RayExecutor(workers=workers)
-            list(ex.map(evaluator, []))
+            ex.start()
             starts.append(time.perf_counter() - t0)
             try:
                 seconds, trials = timed_search(evaluator, ex, budget=16, batch_size=2)

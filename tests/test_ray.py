@@ -238,6 +238,32 @@ def test_a_worker_killed_mid_evaluation_is_retried_then_recorded_as_failed(clust
         assert sum(t.failed for t in result.trials) == sum(t.arch == slow for t in result.trials)
 
 
+def test_resources_the_cluster_lacks_are_refused_when_it_starts(cluster):
+    with pytest.raises(UsageError, match=r"each task asks for 1 GPUs \(gpus=\), but the Ray cluster has 0 in all"):
+        RayExecutor(cluster, gpus=1).start()
+    with pytest.raises(UsageError, match=r"each task asks for 3 CPUs \(cpus=\), but the Ray cluster has 2 in all"):
+        RayExecutor(cluster, cpus=3).start()
+    assert not ray.is_initialized()  # closed again
+
+
+def test_an_evaluator_the_workers_cannot_import_stops_the_search_with_its_reason(cluster, tmp_path, monkeypatch):
+    (tmp_path / "my_evaluators.py").write_text("class Constant:\n    def __call__(self, arch, seed):\n"
+                                               "        return {'val_acc': 0.5}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # importable here, not on the workers
+    import my_evaluators
+
+    checkpoint = tmp_path / "search.json"
+    ray_executor = RayExecutor(cluster)
+    try:
+        with pytest.raises(UsageError, match="could not run on the Ray workers: .*No module named 'my_evaluators'; "
+                                             "an evaluator defined in your own module"):
+            search(SPACE, RegularizedEvolution(), my_evaluators.Constant(), budget=4, batch_size=2, progress=False,
+                   executor=ray_executor, checkpoint=checkpoint)
+    finally:
+        ray_executor.close()
+    assert not checkpoint.exists() or not _trials_in(checkpoint)  # nothing recorded as failed: a rerun retries
+
+
 DRIVER = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
@@ -277,7 +303,7 @@ def test_a_driver_killed_mid_search_resumes_and_ends_as_an_uninterrupted_run(clu
                    env=env, capture_output=True, timeout=300)
     cut, log = tmp_path / "cut.json", tmp_path / "cut.log"
     driver = subprocess.Popen([sys.executable, str(script), cluster, str(cut), str(log)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (cut.exists() and len(_trials_in(cut)) >= 6):
         time.sleep(0.05)
@@ -312,6 +338,8 @@ def test_a_lost_cluster_is_one_clear_error_naming_the_checkpoint(tmp_path):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+        if driver.poll() is None:
+            driver.kill()
     assert time.monotonic() - lost_at < 30
     assert driver.returncode != 0
     assert f"the Ray cluster at {address} is gone" in err

@@ -113,12 +113,16 @@ class ProcessExecutor:
                                              (evaluator, self.threads))
             self._evaluator = evaluator
         futures = {self._pool.submit(_worker_call, *job): i for i, job in enumerate(jobs)}
-        for f in as_completed(futures):
-            yield futures[f], f.result()
+        try:
+            for f in as_completed(futures):
+                yield futures[f], f.result()
+        finally:  # left early (an error, Ctrl-C): what has not started never will
+            for f in futures:
+                f.cancel()
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown()
+            self._pool.shutdown(cancel_futures=True)
             self._pool = None
 
 
@@ -156,15 +160,18 @@ def _reachable(address: str, timeout: float = 2.0) -> bool:
 class RayExecutor:
     """Evaluates each architecture as one Ray task, on a Ray cluster or on a local Ray instance.
 
-    - ``address=None``: a local Ray instance is started on the first batch (``workers`` CPUs, dashboard off,
-      usage statistics off, reachable from this machine only) and shut down by ``close()``.
+    - ``address=None``: a local Ray instance is started on the first batch or by ``start()`` (``workers`` CPUs,
+      dashboard off, usage statistics off, its own token; on the loopback address unless Ray was imported before)
+      and shut down by ``close()``.
       ``address="auto"`` (the cluster this machine joined with ``ray start``) or ``"HOST:PORT"`` connects to a
       running cluster; ``close()`` disconnects and leaves it running.
     - ``cpus`` and ``gpus``: the resources each task asks for (Ray runs as many at once as the cluster has
       room for; the search keeps ``batch_size`` in flight). ``threads``: torch threads inside a task.
     - Faults: a task whose worker process dies (killed, out of memory, node lost) is run again up to ``retries``
-      times, then recorded as a failed trial whose ``error`` says so; the search goes on. A lost cluster (its
-      head unreachable) raises ``ClusterLostError`` within seconds; the search names its checkpoint to resume.
+      times, then recorded as a failed trial whose ``error`` says so; the search goes on. A task that cannot run at
+      all (the evaluator's module missing on a worker) stops the search with a ``UsageError`` saying why. A lost
+      cluster (its head unreachable) raises ``ClusterLostError`` within seconds; the search names its checkpoint.
+      Resources no machine of the cluster has (``gpus=1`` without a GPU) are refused when it starts.
 
     Every evaluator the toolkit has can be sent to a task; on a cluster of several machines, each needs the
     toolkit installed (and the offline datasets, which it ships).
@@ -201,9 +208,15 @@ class RayExecutor:
         self._evaluator: Evaluator | None = None
         self._evaluator_ref: Any = None
 
-    def _start(self) -> Any:
+    def start(self) -> None:
+        """Start the local Ray instance, or connect to the cluster, now (the first batch does it otherwise), so that
+        its start is not counted in what is timed next.
+
+        Example:
+            >>> ex = RayExecutor(workers=2); ex.start()
+        """
         if self._ray is not None:
-            return self._ray
+            return
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # offline first: no usage report
         if self.address is None or self.address.rpartition(":")[0].strip("[]") in ("127.0.0.1", "localhost", "::1"):
             # this machine only: Ray keeps to the loopback address (read when Ray is imported)
@@ -217,7 +230,7 @@ class RayExecutor:
                              "ProcessExecutor runs workers on this machine without it") from err
         if ray.is_initialized():
             raise UsageError("Ray is already initialised in this process; RayExecutor starts or connects it "
-                             "itself: call ray.shutdown() first, or give RayExecutor(address=...) instead")
+                             "itself: call ray.shutdown() first")
         if self.address not in (None, "auto") and not _reachable(self.address):
             raise ClusterLostError(f"no Ray cluster answers at {self.address}: start one there with "
                                    f"`ray start --head --port {self.address.rpartition(':')[2]}`, check the "
@@ -227,14 +240,21 @@ class RayExecutor:
             options.update(num_cpus=self.workers, object_store_memory=self.object_store_mb * 2**20)
         try:
             ray.init(address=self.address or "local", **options)  # "local": a new instance, never one found running
-        except ConnectionError as err:
-            raise ClusterLostError(f"cannot connect to the Ray cluster at {self.address} ({err}); on a machine "
-                                   f"that joined a cluster, `ray status` shows it; leave the address out to start "
-                                   f"a local Ray instance") from err
+        except (ConnectionError, RuntimeError, TimeoutError) as err:
+            raise ClusterLostError(f"cannot connect to the Ray cluster at {self.address} "
+                                   f"({(str(err).strip().splitlines() or [''])[0][:200]}); run the search on a "
+                                   f"machine that joined the cluster with `ray start` (`ray status` there lists "
+                                   f"the nodes), or leave the address out to start a local Ray instance") from err
         self._ray = ray
         self._gcs = ray.get_runtime_context().gcs_address
         self._task = ray.remote(_ray_evaluate)
-        return ray
+        have = ray.cluster_resources()
+        for label, wanted, key in (("cpus", self.cpus, "CPU"), ("gpus", self.gpus, "GPU")):
+            if wanted > have.get(key, 0):
+                self.close()
+                raise UsageError(f"each task asks for {wanted:g} {key}s ({label}=), but the Ray cluster has "
+                                 f"{have.get(key, 0):g} in all, so no evaluation could ever start; ask for at most "
+                                 f"that many")
 
     def _check_cluster(self) -> None:
         if self._gcs is not None and not _reachable(self._gcs) and not _reachable(self._gcs):
@@ -246,8 +266,9 @@ class RayExecutor:
             raise ClusterLostError(f"the Ray cluster at {self._gcs} is gone (its head does not answer)")
 
     def map(self, evaluator: Evaluator, jobs: Sequence[Job]) -> Iterator[Done]:
-        ray = self._start()
-        from ray.exceptions import RayError
+        self.start()
+        ray = self._ray
+        from ray.exceptions import NodeDiedError, OutOfMemoryError, RayError, RayTaskError, WorkerCrashedError
 
         if self._evaluator is not evaluator:  # sent to the cluster once, shared by every task
             self._evaluator, self._evaluator_ref = evaluator, ray.put(evaluator)
@@ -256,20 +277,32 @@ class RayExecutor:
         started = time.perf_counter()
         pending = {task.remote([self._evaluator_ref], arch, seed, fidelity, self.threads): i
                    for i, (arch, seed, fidelity) in enumerate(jobs)}
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=self.POLL_S)
-            if not ready:
-                self._check_cluster()
-                continue
-            i = pending.pop(ready[0])
-            try:
-                done = ray.get(ready[0])
-            except RayError as err:  # the worker died (retries spent), or the task could not run at all
-                self._check_cluster()
-                reason = (str(err).strip().splitlines() or [""])[0][:300]
-                done = ({"failed": True, "error": f"{type(err).__name__} after {self.retries} retries: {reason}"},
-                        time.perf_counter() - started)
-            yield i, done
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=self.POLL_S)
+                if not ready:
+                    self._check_cluster()
+                    continue
+                i = pending.pop(ready[0])
+                try:
+                    done = ray.get(ready[0])
+                except (WorkerCrashedError, NodeDiedError, OutOfMemoryError) as err:  # retries spent: a failed trial
+                    self._check_cluster()
+                    reason = (str(err).strip().splitlines() or [""])[0][:300]
+                    done = ({"failed": True, "error": f"{type(err).__name__} after {self.retries} retries: {reason}"},
+                            time.perf_counter() - started)
+                except RayError as err:  # the task could not run at all (the evaluator's errors are caught inside it)
+                    self._check_cluster()
+                    cause = err.cause if isinstance(err, RayTaskError) else err
+                    reason = (str(cause).strip().splitlines() or [""])[0][:300]
+                    raise UsageError(f"an evaluation could not run on the Ray workers: {type(cause).__name__}: "
+                                     f"{reason}; an evaluator defined in your own module needs that module "
+                                     f"importable on every worker (installed, or on PYTHONPATH)") from err
+                yield i, done
+        finally:  # left early (an error, Ctrl-C): stop what is still running or queued
+            if pending and not self._lost:
+                for ref in pending:
+                    ray.cancel(ref, force=True)
 
     def close(self) -> None:
         """Shut the local Ray instance down, or disconnect from the cluster."""

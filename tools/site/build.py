@@ -362,7 +362,8 @@ def stage(src: Path, execute_lessons: bool = False) -> list[Path]:
         texts[src / "tracks" / f"{slug}.md"] = text
     for name, text in api_pages().items():
         texts[src / "api" / f"{name}.rst"] = text
-    listing = "\n".join(f"- **[{t.title}](tracks/{t.slug}.md)** ({t.numbers[0]:02d}-{t.numbers[-1]:02d}): {t.intro}"
+    listing = "\n".join(f"- **[{t.title}](tracks/{t.slug}.md)** ({t.numbers[0]:02d}"
+                        f"{f'-{t.numbers[-1]:02d}' if len(t.numbers) > 1 else ''}): {t.intro}"
                         for t in TRACKS)
     listing += "\n- **[Classroom](tracks/classroom.md)**: the graded assignments, as student copies."
     texts[src / "index.md"] = HOME.format(lessons=len(lessons()), assignments=len(student_copies()), tracks=listing,
