@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -259,8 +260,6 @@ class RayExecutor:
     def _check_cluster(self) -> None:
         if self._gcs is not None and not _reachable(self._gcs) and not _reachable(self._gcs):
             self._lost = True
-            import sys
-
             # Ray's hook reports an uncaught error to the (gone) cluster first and would hang: print it at once
             sys.excepthook = sys.__excepthook__
             raise ClusterLostError(f"the Ray cluster at {self._gcs} is gone (its head does not answer)")

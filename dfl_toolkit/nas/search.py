@@ -2,8 +2,7 @@
 
 A strategy proposes architectures with ``ask()`` and learns from results with ``tell()``. The loop
 asks for a batch, evaluates it (sequentially, in a process pool or on a Ray cluster: ``executors``), tells the
-results in ask order,
-records every trial, and writes a JSON checkpoint after every finished evaluation.
+results in ask order, records every trial, and writes a JSON checkpoint after every finished evaluation.
 
 Resume works by *replay*: the checkpoint holds every finished trial; on resume the strategy is
 rebuilt from the same seed and asked again, and each trial already in the checkpoint is told its
@@ -34,11 +33,10 @@ from typing import Any, Protocol
 from ..checkpoint import START_OVER, as_json, check_resumable, read_json, write_json
 from ..errors import CheckpointError, ClusterLostError, UnknownNameError, UsageError
 from ..runtime import check_seed, check_threads, derive_seed, torch_threads
-from .executors import Executor, ProcessExecutor, RayExecutor, SequentialExecutor
+from .executors import Evaluator, Executor, ProcessExecutor, RayExecutor, SequentialExecutor
 from .spaces.base import Arch, SearchSpace
 
 FORMAT = "dfl_toolkit.search/1"
-Evaluator = Callable[..., dict[str, Any]]  # (arch, seed) -> metrics; also (arch, seed, fidelity=name) with fidelities
 __all__ = ["ProcessExecutor", "RayExecutor", "SearchResult", "SequentialExecutor", "Strategy", "Trial", "fitness",
            "search"]
 
